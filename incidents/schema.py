@@ -1,0 +1,110 @@
+"""The SQLite schema, created and upgraded by sqlite-utils migrations.
+
+Add a new migration function at the end to change the schema; never edit one
+that has shipped. A file that records migrations this code does not know was
+written by a newer tocsin and is refused untouched.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from incidents.errors import SchemaTooNewError
+
+MigrationFunction = Callable[[sqlite_utils.Database], None]
+
+MIGRATIONS = Migrations("tocsin")
+SCHEMA_VERSIONS: list[str] = []
+
+
+def migration(name: str) -> Callable[[MigrationFunction], MigrationFunction]:
+    """Register a migration and remember its name as a schema version this code knows."""
+    SCHEMA_VERSIONS.append(name)
+    return MIGRATIONS(name=name)
+
+
+@migration("0001_incidents")
+def create_incidents(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE incidents (
+            number INTEGER PRIMARY KEY AUTOINCREMENT,
+            title TEXT NOT NULL,
+            severity TEXT NOT NULL CHECK (severity IN ('P0', 'P1', 'P2', 'P3')),
+            status TEXT NOT NULL
+                CHECK (status IN ('open', 'acknowledged', 'mitigated', 'resolved', 'closed')),
+            service TEXT NOT NULL DEFAULT '',
+            dedup_key TEXT,
+            channel TEXT,
+            thread_ts TEXT,
+            started_at TEXT,
+            detected_at TEXT,
+            declared_at TEXT,
+            acknowledged_at TEXT,
+            mitigated_at TEXT,
+            resolved_at TEXT,
+            closed_at TEXT,
+            closure_reason TEXT
+                CHECK (closure_reason IN ('resolved', 'duplicate', 'false_positive', 'cancelled')),
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    # At most one active incident per dedup key, enforced by SQLite itself so
+    # that two writers (threads, processes, replicas) cannot both open one.
+    db.execute(
+        """
+        CREATE UNIQUE INDEX incidents_one_active_per_key ON incidents (dedup_key)
+        WHERE dedup_key IS NOT NULL AND status IN ('open', 'acknowledged', 'mitigated')
+        """
+    )
+    db.execute("CREATE INDEX incidents_by_status ON incidents (status, number)")
+    db.execute(
+        """
+        CREATE TABLE timeline (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            incident_number INTEGER NOT NULL REFERENCES incidents (number),
+            at TEXT NOT NULL,
+            actor_source TEXT NOT NULL,
+            actor_id TEXT NOT NULL,
+            actor_name TEXT NOT NULL DEFAULT '',
+            kind TEXT NOT NULL,
+            field TEXT,
+            old TEXT,
+            new TEXT,
+            text TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute("CREATE INDEX timeline_by_incident ON timeline (incident_number, id)")
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(
+            f"""
+            CREATE TRIGGER timeline_append_only_{verb.lower()} BEFORE {verb} ON timeline
+            BEGIN SELECT RAISE(ABORT, 'the incident timeline is append-only'); END
+            """
+        )
+    db.execute(
+        """
+        CREATE TABLE participants (
+            incident_number INTEGER NOT NULL REFERENCES incidents (number),
+            actor_source TEXT NOT NULL,
+            actor_id TEXT NOT NULL,
+            actor_name TEXT NOT NULL DEFAULT '',
+            first_at TEXT NOT NULL,
+            PRIMARY KEY (incident_number, actor_source, actor_id)
+        )
+        """
+    )
+
+
+def check_schema_version(db: sqlite_utils.Database, path: Path) -> None:
+    """Refuse, without writing, a file migrated by a newer tocsin."""
+    unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in SCHEMA_VERSIONS]
+    if unknown:
+        raise SchemaTooNewError(
+            f"{path}: this database was written by a newer tocsin (schema "
+            f"{', '.join(unknown)}); it was left untouched. Upgrade tocsin to open it"
+        )

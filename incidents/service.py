@@ -1,0 +1,342 @@
+"""The incident service: every change to an incident goes through here.
+
+Each call takes `now` from the Clock, checks the lifecycle table, and writes
+the change together with its timeline event in one transaction. Callers
+(CLI, Slack, detection) pass an `Actor` so the timeline says who did it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from incidents.clock import Clock
+from incidents.errors import IncidentError
+from incidents.lifecycle import MILESTONE_OF, PAST_TENSE, Action, next_status
+from incidents.model import (
+    Actor,
+    ClosureReason,
+    Incident,
+    Milestone,
+    Severity,
+    Status,
+    TimelineEvent,
+    parse_incident_id,
+)
+from incidents.store import (
+    MILESTONE_COLUMNS,
+    DuplicateActiveIncident,
+    IncidentRecords,
+    IncidentStore,
+    NewIncident,
+)
+
+MAX_TITLE = 200
+MAX_NOTE = 3000
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A detector's verdict that something is failing, keyed for deduplication."""
+
+    dedup_key: str
+    title: str
+    severity: Severity
+    service: str
+    started_at: datetime
+    detected_at: datetime
+    actor: Actor
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Opened:
+    incident: Incident
+    created: bool
+
+
+class IncidentService:
+    def __init__(self, store: IncidentStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def declare(
+        self,
+        title: str,
+        severity: Severity,
+        actor: Actor,
+        *,
+        service: str = "",
+        started_at: datetime | None = None,
+    ) -> Incident:
+        """A person declares an incident: they detected it now; impact may have started earlier."""
+        now = self._clock.now()
+        clean_title = _checked_text("title", title, MAX_TITLE)
+        started = _not_in_future(started_at, now) if started_at else now
+        draft = NewIncident(
+            title=clean_title,
+            severity=severity,
+            service=service,
+            dedup_key=None,
+            milestones={
+                Milestone.STARTED: started,
+                Milestone.DETECTED: now,
+                Milestone.DECLARED: now,
+            },
+        )
+
+        def work(records: IncidentRecords) -> Incident:
+            number = records.insert(draft, Status.OPEN, now)
+            records.append(
+                TimelineEvent(
+                    number,
+                    now,
+                    actor,
+                    "declared",
+                    text=clean_title,
+                    field="severity",
+                    new=severity.value,
+                )
+            )
+            return records.get(number)
+
+        return await self._store.write(work)
+
+    async def open_or_update(self, signal: Signal) -> Opened:
+        """Open the incident for `signal.dedup_key`, or return the active one (raising severity)."""
+        now = self._clock.now()
+        draft = NewIncident(
+            title=_checked_text("title", signal.title, MAX_TITLE),
+            severity=signal.severity,
+            service=signal.service,
+            dedup_key=signal.dedup_key,
+            milestones={
+                Milestone.STARTED: signal.started_at,
+                Milestone.DETECTED: signal.detected_at,
+                Milestone.DECLARED: now,
+            },
+        )
+
+        def work(records: IncidentRecords) -> Opened:
+            existing = records.active_by_key(signal.dedup_key)
+            if existing is None:
+                try:
+                    number = records.insert(draft, Status.OPEN, now)
+                except DuplicateActiveIncident:
+                    existing = records.active_by_key(signal.dedup_key)
+                    assert existing is not None
+                else:
+                    records.append(
+                        TimelineEvent(
+                            number,
+                            now,
+                            signal.actor,
+                            "opened",
+                            text=signal.reason,
+                            field="severity",
+                            new=signal.severity.value,
+                        )
+                    )
+                    return Opened(records.get(number), created=True)
+            if signal.severity.rank < existing.severity.rank:
+                self._record_severity(
+                    records, existing, signal.severity, signal.actor, now, signal.reason
+                )
+            return Opened(records.get(existing.number), created=False)
+
+        return await self._store.write(work)
+
+    async def acknowledge(self, incident_id: str, actor: Actor) -> Incident:
+        return await self._transition(incident_id, Action.ACKNOWLEDGE, actor)
+
+    async def mitigate(self, incident_id: str, actor: Actor, note: str = "") -> Incident:
+        return await self._transition(incident_id, Action.MITIGATE, actor, note)
+
+    async def resolve(self, incident_id: str, actor: Actor, reason: str = "") -> Incident:
+        return await self._transition(incident_id, Action.RESOLVE, actor, reason)
+
+    async def reopen(self, incident_id: str, actor: Actor, reason: str) -> Incident:
+        """Reopen a resolved incident; the reason is required so the timeline explains it."""
+        text = _checked_text("reopen reason", reason, MAX_NOTE)
+        return await self._transition(
+            incident_id, Action.REOPEN, actor, text, {MILESTONE_COLUMNS[Milestone.RESOLVED]: None}
+        )
+
+    async def close(
+        self, incident_id: str, actor: Actor, reason: ClosureReason, note: str = ""
+    ) -> Incident:
+        return await self._transition(
+            incident_id, Action.CLOSE, actor, note or reason.value, {"closure_reason": reason}
+        )
+
+    async def change_severity(
+        self, incident_id: str, severity: Severity, actor: Actor, reason: str = ""
+    ) -> Incident:
+        number = parse_incident_id(incident_id)
+        now = self._clock.now()
+
+        def work(records: IncidentRecords) -> Incident:
+            incident = records.get(number)
+            if incident.status is Status.CLOSED:
+                raise IncidentError(f"{incident.id} is closed; its severity can no longer change")
+            if incident.severity is severity:
+                raise IncidentError(f"{incident.id} is already {severity.value}")
+            self._record_severity(records, incident, severity, actor, now, reason)
+            return records.get(number)
+
+        return await self._store.write(work)
+
+    async def set_started(self, incident_id: str, started_at: datetime, actor: Actor) -> Incident:
+        """People correct when impact began; the edit is kept in the timeline."""
+        number = parse_incident_id(incident_id)
+        now = self._clock.now()
+        started = _not_in_future(started_at, now)
+
+        def work(records: IncidentRecords) -> Incident:
+            incident = records.get(number)
+            detected = incident.milestones.get(Milestone.DETECTED)
+            if detected is not None and started > detected:
+                raise IncidentError(
+                    f"{incident.id}: started ({started.isoformat()}) cannot be after detected "
+                    f"({detected.isoformat()})"
+                )
+            old = incident.milestones.get(Milestone.STARTED)
+            records.update(number, incident.status, now, {"started_at": started})
+            records.append(
+                TimelineEvent(
+                    number,
+                    now,
+                    actor,
+                    "started_edited",
+                    field="started",
+                    old=old.isoformat() if old else None,
+                    new=started.isoformat(),
+                )
+            )
+            return records.get(number)
+
+        return await self._store.write(work)
+
+    async def add_note(self, incident_id: str, actor: Actor, text: str) -> Incident:
+        number = parse_incident_id(incident_id)
+        now = self._clock.now()
+        note = _checked_text("note", text, MAX_NOTE)
+
+        def work(records: IncidentRecords) -> Incident:
+            records.get(number)
+            records.append(TimelineEvent(number, now, actor, "note", text=note))
+            return records.get(number)
+
+        return await self._store.write(work)
+
+    async def attach_thread(self, incident_id: str, channel: str, thread_ts: str) -> Incident:
+        """Remember where the incident's Slack card lives (set once Slack answers)."""
+        number = parse_incident_id(incident_id)
+        now = self._clock.now()
+
+        def work(records: IncidentRecords) -> Incident:
+            incident = records.get(number)
+            records.update(
+                number, incident.status, now, {"channel": channel, "thread_ts": thread_ts}
+            )
+            return records.get(number)
+
+        return await self._store.write(work)
+
+    async def get(self, incident_id: str) -> Incident:
+        number = parse_incident_id(incident_id)
+        return await self._store.read(lambda records: records.get(number))
+
+    async def list_incidents(
+        self, statuses: Iterable[Status] | None = None, limit: int = 50
+    ) -> list[Incident]:
+        wanted = None if statuses is None else list(statuses)
+        return await self._store.read(lambda records: records.select(wanted, limit))
+
+    async def timeline(self, incident_id: str) -> list[TimelineEvent]:
+        number = parse_incident_id(incident_id)
+
+        def work(records: IncidentRecords) -> list[TimelineEvent]:
+            records.get(number)
+            return records.timeline(number)
+
+        return await self._store.read(work)
+
+    async def _transition(
+        self,
+        incident_id: str,
+        action: Action,
+        actor: Actor,
+        text: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> Incident:
+        number = parse_incident_id(incident_id)
+        now = self._clock.now()
+
+        def work(records: IncidentRecords) -> Incident:
+            incident = records.get(number)
+            target = next_status(incident.id, incident.status, action)
+            changes: dict[str, Any] = {"status": target, **(extra or {})}
+            milestone = MILESTONE_OF.get(action)
+            if milestone is not None and (
+                milestone is Milestone.RESOLVED or milestone not in incident.milestones
+            ):
+                changes[MILESTONE_COLUMNS[milestone]] = now
+            records.update(number, incident.status, now, changes)
+            records.append(
+                TimelineEvent(
+                    number,
+                    now,
+                    actor,
+                    PAST_TENSE[action],
+                    text=text,
+                    field="status",
+                    old=incident.status.value,
+                    new=target.value,
+                )
+            )
+            return records.get(number)
+
+        return await self._store.write(work)
+
+    @staticmethod
+    def _record_severity(
+        records: IncidentRecords,
+        incident: Incident,
+        severity: Severity,
+        actor: Actor,
+        now: datetime,
+        reason: str,
+    ) -> None:
+        records.update(incident.number, incident.status, now, {"severity": severity})
+        records.append(
+            TimelineEvent(
+                incident.number,
+                now,
+                actor,
+                "severity_changed",
+                text=reason,
+                field="severity",
+                old=incident.severity.value,
+                new=severity.value,
+            )
+        )
+
+
+def _checked_text(what: str, text: str, limit: int) -> str:
+    clean = text.strip()
+    if not clean:
+        raise IncidentError(f"the {what} is empty; write a few words")
+    if len(clean) > limit:
+        raise IncidentError(f"the {what} is {len(clean)} characters; keep it under {limit}")
+    return clean
+
+
+def _not_in_future(moment: datetime, now: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise IncidentError(f"{moment.isoformat()} has no time zone; give one, e.g. +00:00")
+    if moment > now:
+        raise IncidentError(f"{moment.isoformat()} is in the future")
+    return moment

@@ -1,0 +1,230 @@
+"""All SQL about incidents, their timeline and participants.
+
+`IncidentRecords` is the synchronous view of one open transaction; it only
+ever runs on the database's owning thread. `IncidentStore` hands the service
+such a view inside a write transaction, so one domain operation (check status,
+change it, append its timeline events) commits or fails as a whole.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from incidents.database import Database, write_transaction
+from incidents.errors import IncidentError, IncidentNotFoundError
+from incidents.model import (
+    Actor,
+    ClosureReason,
+    Incident,
+    Milestone,
+    Severity,
+    Source,
+    Status,
+    TimelineEvent,
+    format_incident_id,
+)
+
+T = TypeVar("T")
+
+MILESTONE_COLUMNS = {milestone: f"{milestone.value}_at" for milestone in Milestone}
+
+
+@dataclass(frozen=True)
+class NewIncident:
+    title: str
+    severity: Severity
+    service: str
+    dedup_key: str | None
+    milestones: dict[Milestone, datetime]
+
+
+class DuplicateActiveIncident(IncidentError):
+    """The partial unique index refused a second active incident for one dedup key."""
+
+
+def encode_time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def decode_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+class IncidentRecords:
+    """Incident rows as domain objects, within the caller's transaction."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self._db = db
+
+    def get(self, number: int) -> Incident:
+        rows = list(self._db.query("SELECT * FROM incidents WHERE number = ?", [number]))
+        if not rows:
+            raise IncidentNotFoundError(
+                f"no incident {format_incident_id(number)}; `tocsin incidents list` shows them"
+            )
+        return self._incident(rows[0])
+
+    def active_by_key(self, dedup_key: str) -> Incident | None:
+        rows = self._db.query(
+            "SELECT * FROM incidents WHERE dedup_key = ? "
+            "AND status IN ('open', 'acknowledged', 'mitigated')",
+            [dedup_key],
+        )
+        return next((self._incident(row) for row in rows), None)
+
+    def select(self, statuses: Iterable[Status] | None = None, limit: int = 50) -> list[Incident]:
+        wanted = [status.value for status in statuses] if statuses is not None else []
+        where = f"WHERE status IN ({', '.join('?' * len(wanted))})" if wanted else ""
+        rows = self._db.query(
+            f"SELECT * FROM incidents {where} ORDER BY number DESC LIMIT ?", [*wanted, limit]
+        )
+        return [self._incident(row) for row in rows]
+
+    def insert(self, draft: NewIncident, status: Status, at: datetime) -> int:
+        columns: dict[str, Any] = {
+            "title": draft.title,
+            "severity": draft.severity.value,
+            "status": status.value,
+            "service": draft.service,
+            "dedup_key": draft.dedup_key,
+            "updated_at": encode_time(at),
+        }
+        for milestone, moment in draft.milestones.items():
+            columns[MILESTONE_COLUMNS[milestone]] = encode_time(moment)
+        names = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
+        try:
+            cursor = self._db.execute(
+                f"INSERT INTO incidents ({names}) VALUES ({marks})", list(columns.values())
+            )
+        except sqlite3.IntegrityError as error:
+            raise DuplicateActiveIncident(
+                f"an active incident already exists for dedup key '{draft.dedup_key}'"
+            ) from error
+        number = cursor.lastrowid
+        assert number is not None
+        return number
+
+    def update(self, number: int, expected: Status, at: datetime, changes: dict[str, Any]) -> None:
+        """Compare-and-set on status: a concurrent change makes this fail, never overwrite."""
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        values = [_encode_value(value) for value in changes.values()]
+        cursor = self._db.execute(
+            f"UPDATE incidents SET {assignments}, updated_at = ? WHERE number = ? AND status = ?",
+            [*values, encode_time(at), number, expected.value],
+        )
+        if cursor.rowcount != 1:
+            current = self.get(number)
+            raise IncidentError(
+                f"{current.id} changed meanwhile (now {current.status.value}); look again"
+            )
+
+    def append(self, event: TimelineEvent) -> None:
+        self._db.execute(
+            "INSERT INTO timeline (incident_number, at, actor_source, actor_id, actor_name, "
+            "kind, field, old, new, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                event.incident_number,
+                encode_time(event.at),
+                event.actor.source.value,
+                event.actor.id,
+                event.actor.name,
+                event.kind,
+                event.field,
+                event.old,
+                event.new,
+                event.text,
+            ],
+        )
+        if event.actor.is_person:
+            self._db.execute(
+                "INSERT OR IGNORE INTO participants (incident_number, actor_source, actor_id, "
+                "actor_name, first_at) VALUES (?, ?, ?, ?, ?)",
+                [
+                    event.incident_number,
+                    event.actor.source.value,
+                    event.actor.id,
+                    event.actor.name,
+                    encode_time(event.at),
+                ],
+            )
+
+    def timeline(self, number: int) -> list[TimelineEvent]:
+        rows = self._db.query(
+            "SELECT * FROM timeline WHERE incident_number = ? ORDER BY id", [number]
+        )
+        return [
+            TimelineEvent(
+                incident_number=row["incident_number"],
+                at=datetime.fromisoformat(row["at"]),
+                actor=Actor(Source(row["actor_source"]), row["actor_id"], row["actor_name"]),
+                kind=row["kind"],
+                text=row["text"],
+                field=row["field"],
+                old=row["old"],
+                new=row["new"],
+            )
+            for row in rows
+        ]
+
+    def _participants(self, number: int) -> tuple[Actor, ...]:
+        rows = self._db.query(
+            "SELECT * FROM participants WHERE incident_number = ? ORDER BY first_at", [number]
+        )
+        return tuple(
+            Actor(Source(row["actor_source"]), row["actor_id"], row["actor_name"]) for row in rows
+        )
+
+    def _incident(self, row: dict[str, Any]) -> Incident:
+        milestones = {
+            milestone: moment
+            for milestone, column in MILESTONE_COLUMNS.items()
+            if (moment := decode_time(row[column])) is not None
+        }
+        reason = row["closure_reason"]
+        return Incident(
+            number=row["number"],
+            title=row["title"],
+            severity=Severity(row["severity"]),
+            status=Status(row["status"]),
+            service=row["service"],
+            dedup_key=row["dedup_key"],
+            channel=row["channel"],
+            thread_ts=row["thread_ts"],
+            milestones=milestones,
+            closure_reason=ClosureReason(reason) if reason else None,
+            participants=self._participants(row["number"]),
+        )
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return encode_time(value)
+    if isinstance(value, (Severity, Status, ClosureReason)):
+        return value.value
+    return value
+
+
+class IncidentStore:
+    """Async entry point: runs record work on the database's owning thread."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def read(self, work: Callable[[IncidentRecords], T]) -> T:
+        return await self.database.run(lambda db: work(IncidentRecords(db)))
+
+    async def write(self, work: Callable[[IncidentRecords], T]) -> T:
+        """Run `work` in one BEGIN IMMEDIATE transaction: all of it commits, or none."""
+
+        def transaction(db: sqlite_utils.Database) -> T:
+            with write_transaction(db):
+                return work(IncidentRecords(db))
+
+        return await self.database.run(transaction)
