@@ -6,7 +6,6 @@ socket as root, so the harness does not depend on the driver under test.
 
 from __future__ import annotations
 
-import getpass
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,19 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.servers.ports import LOOPBACK, free_port, port_accepts
-from tests.servers.process import ServerProcess, find_binary, run_checked
+from tests.servers.process import ServerProcess, current_user, find_binary, run_checked
 
 SERVER_PACKAGE = "mariadb-server"
 CLIENT_PACKAGE = "mariadb-client"
 DATABASE = "tocsin_test"
 USER = "tocsin"
 # Later tests read the process list and replica status, hence the global grants.
+# Since MariaDB 10.5.9, SHOW REPLICA STATUS needs SLAVE MONITOR on top of REPLICATION CLIENT.
 _SETUP_SQL = """
 CREATE DATABASE `{db}`;
 CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}';
 CREATE USER '{user}'@'localhost' IDENTIFIED BY '{password}';
 GRANT ALL PRIVILEGES ON `{db}`.* TO '{user}'@'127.0.0.1', '{user}'@'localhost';
-GRANT PROCESS, REPLICATION CLIENT ON *.* TO '{user}'@'127.0.0.1', '{user}'@'localhost';
+GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO '{user}'@'127.0.0.1', '{user}'@'localhost';
 FLUSH PRIVILEGES;
 """
 
@@ -105,7 +105,7 @@ def running_mariadb(base_dir: Path) -> Iterator[MariaDBServer]:
     server_binary = find_binary("mariadbd", SERVER_PACKAGE)
     install_binary = find_binary("mariadb-install-db", SERVER_PACKAGE)
     client_binary = find_binary("mariadb", CLIENT_PACKAGE)
-    os_user = getpass.getuser()
+    os_user = current_user()
     datadir = base_dir / "data"
     _install_db(install_binary, datadir, os_user)
 

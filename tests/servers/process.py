@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -46,7 +47,13 @@ def find_binary(name: str, package: str) -> str:
         found = shutil.which(name, path=extra)
     if found is None:
         raise MissingBinaryError(name, package)
-    return str(Path(found).resolve())
+    # No resolve(): redis-server is a symlink to a multi-call binary dispatching on argv[0].
+    return str(Path(found).absolute())
+
+
+def current_user() -> str:
+    """Name of the effective user, which servers must run as and log in as."""
+    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 def log_tail(path: Path, lines: int = 40) -> str:

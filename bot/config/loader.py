@@ -1,0 +1,64 @@
+"""Load tocsin.yml: syntax, secrets, schema and cross-references, all problems at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from bot.config import model
+from bot.config.model import TocsinConfig, probe_key_problems
+from bot.config.problems import ConfigError, ConfigProblem, problems_from_validation
+from bot.config.references import approval_warnings, reference_problems
+from bot.config.secrets import secret_problems, unset_variables
+from bot.config.source import Source, parse_source, read_source
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: TocsinConfig
+    path: Path
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """The validated configuration, or a ConfigError listing every problem."""
+    return _validate(read_source(path))
+
+
+def load_config_text(text: str, path: Path = Path("tocsin.yml")) -> LoadedConfig:
+    return _validate(parse_source(text, path))
+
+
+def _validate(source: Source) -> LoadedConfig:
+    if source.data is None:
+        raise ConfigError(
+            [ConfigProblem((), f"{source.path}: the file is empty; start from examples/demo.yml")]
+        )
+    if not isinstance(source.data, dict):
+        raise ConfigError(
+            [ConfigProblem((), f"{source.path}: the top level must be a mapping of keys")]
+        )
+    problems = source.problems + secret_problems(source.data)
+    problems += probe_key_problems(source.data)
+    try:
+        config = TocsinConfig.model_validate(source.data)
+    except ValidationError as error:
+        problems += problems_from_validation(error, _field_names())
+        problems += reference_problems(source.data)
+        raise ConfigError(problems, source) from None
+    problems += reference_problems(source.data)
+    if problems:
+        raise ConfigError(problems, source)
+    warnings = unset_variables(source.data) + approval_warnings(config)
+    return LoadedConfig(config=config, path=source.path, warnings=warnings)
+
+
+def _field_names() -> set[str]:
+    """Every key the schema knows, for 'did you mean' hints."""
+    names: set[str] = set()
+    for value in vars(model).values():
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            names.update(value.model_fields)
+    return names

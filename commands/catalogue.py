@@ -1,0 +1,91 @@
+"""Rules every whitelisted command template must obey (DESIGN.md section 6).
+
+A command's argv is fixed text plus `{name}` placeholders filled from typed
+parameters. These checks run when the configuration is loaded, so an unsafe
+catalogue never starts: every placeholder is declared and constrained, and no
+interpreter is ever fed a parameter.
+"""
+
+import re
+from enum import StrEnum
+from pathlib import PurePosixPath
+
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+INTERPRETERS = frozenset(
+    {
+        "sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish",
+        "python", "python2", "python3", "perl", "ruby", "php", "node", "nodejs", "lua",
+        "awk", "gawk", "mawk", "sed", "tclsh", "env", "xargs", "eval", "exec", "source",
+    }
+)  # fmt: skip
+EVAL_WORDS = frozenset({"-c", "-e", "--eval", "--command", "--execute", "eval", "eval-file"})
+
+
+class RiskTier(StrEnum):
+    """How much harm a command can do; approval policies are set per tier."""
+
+    READ = "read"
+    RESTART = "restart"
+    DISRUPTIVE = "disruptive"
+
+
+def placeholders(argv: list[str]) -> list[str]:
+    """Names of `{name}` placeholders in argv order, each once."""
+    seen: list[str] = []
+    for word in argv:
+        for name in PLACEHOLDER.findall(word):
+            if name not in seen:
+                seen.append(name)
+    return seen
+
+
+def template_problems(argv: list[str], params: set[str]) -> list[str]:
+    """What is wrong with an argv template, as messages that say the fix."""
+    problems: list[str] = []
+    used = placeholders(argv)
+    for name in used:
+        if not PARAM_NAME.match(name):
+            problems.append(
+                f"placeholder '{{{name}}}' is not a parameter name (lowercase letters, digits, _)"
+            )
+        elif name not in params:
+            problems.append(f"placeholder '{{{name}}}' has no entry under params; declare it")
+    problems.extend(
+        f"parameter '{name}' is declared but never used in run; remove it"
+        for name in sorted(params - set(used))
+    )
+    if argv and PLACEHOLDER.search(argv[0]):
+        problems.append("the program (first word of run) must be fixed text, not a parameter")
+    if used:
+        problems.extend(_interpreter_problems(argv))
+    return problems
+
+
+def _interpreter_problems(argv: list[str]) -> list[str]:
+    """Refuse interpreters, and eval words fed by a parameter, in a template with parameters."""
+    fix = "wrap the action in a script on the host and whitelist that script"
+    for position, word in enumerate(argv):
+        if PLACEHOLDER.search(word):
+            flag = word.split("=", 1)[0] if word.startswith("-") else ""
+            if flag in EVAL_WORDS or (word[:2] in EVAL_WORDS and not word.startswith("--")):
+                return [f"'{word}' feeds a parameter to code evaluation; {fix}"]
+            continue
+        base = PurePosixPath(word).name
+        if base in INTERPRETERS or re.fullmatch(r"(python|php|perl|ruby)[0-9.]*", base):
+            return [
+                f"'{word}' is an interpreter; a command with parameters must not run one. {fix}"
+            ]
+        following = argv[position + 1] if position + 1 < len(argv) else ""
+        if word in EVAL_WORDS and PLACEHOLDER.search(following):
+            return [f"'{word} {following}' feeds a parameter to code evaluation; {fix}"]
+    return []
+
+
+def pattern_problems(pattern: str) -> list[str]:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        return [f"pattern {pattern!r} is not a valid regular expression: {error}"]
+    return []

@@ -1,0 +1,169 @@
+"""A throwaway nginx serving a tiny static site plus fixed-status routes.
+
+Routes: ``/`` static index.html (200), ``/health`` 200 "ok", ``/error`` 500,
+``/missing`` 404. Tests that need more routes pass extra ``location`` blocks.
+"""
+
+from __future__ import annotations
+
+import grp
+import http.client
+import os
+import pwd
+import stat
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from tests.servers.ports import LOOPBACK, free_port
+from tests.servers.process import ServerProcess, find_binary
+
+PACKAGE = "nginx"
+INDEX_TEXT = "tocsin test shop"
+_INDEX_HTML = f"<!doctype html>\n<html><body><h1>{INDEX_TEXT}</h1></body></html>\n"
+_TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+# Placeholders use string.Template ($name); nginx variables inside extra
+# location blocks are inserted verbatim and need no escaping.
+NGINX_CONF_TEMPLATE = Template("""\
+daemon off;
+$user_line
+worker_processes 1;
+pid $prefix/nginx.pid;
+error_log stderr;
+
+events {
+    worker_connections 64;
+}
+
+http {
+    access_log $prefix/access.log;
+    $temp_paths
+    types {
+        text/html html;
+        text/plain txt;
+    }
+    default_type application/octet-stream;
+
+    server {
+        listen $host:$port;
+        server_name localhost;
+        root $root;
+
+        location / {
+            index index.html;
+        }
+        location = /health {
+            default_type text/plain;
+            return 200 "ok";
+        }
+        location = /error {
+            return 500;
+        }
+        location = /missing {
+            return 404;
+        }
+$extra_locations
+    }
+}
+""")
+
+
+@dataclass(frozen=True)
+class NginxServer:
+    """Where the test nginx listens and which directory it serves."""
+
+    host: str
+    port: int
+    base_url: str
+    root: Path
+    prefix: Path
+    config_path: Path
+    access_log: Path
+    log_path: Path
+    pid: int
+
+    def url(self, path: str = "/") -> str:
+        """Absolute URL for ``path`` on this server."""
+        return f"{self.base_url}{path if path.startswith('/') else '/' + path}"
+
+
+def render_config(prefix: Path, root: Path, port: int, extra_locations: Sequence[str] = ()) -> str:
+    """Fill the template; ``extra_locations`` are complete ``location ... { }`` blocks."""
+    if os.geteuid() == 0:
+        # Workers drop to nobody; name its real group since distros differ (nogroup/nobody).
+        nobody = pwd.getpwnam("nobody")
+        user_line = f"user nobody {grp.getgrgid(nobody.pw_gid).gr_name};"
+    else:
+        user_line = ""
+    temp_paths = "\n    ".join(f"{kind}_temp_path {prefix}/tmp/{kind};" for kind in _TEMP_PATHS)
+    extra = "\n".join(f"        {block.strip()}" for block in extra_locations)
+    return NGINX_CONF_TEMPLATE.substitute(
+        user_line=user_line,
+        prefix=prefix,
+        temp_paths=temp_paths,
+        host=LOOPBACK,
+        port=port,
+        root=root,
+        extra_locations=extra,
+    )
+
+
+def _open_for_workers(base_dir: Path) -> None:
+    """Let unprivileged workers reach files under a 0700 temp dir owned by root.
+
+    Ancestors we own only get the traverse bit; the served tree becomes 755/644.
+    """
+    for parent in base_dir.parents:
+        info = parent.stat()
+        if info.st_uid == os.geteuid() and not info.st_mode & stat.S_IXOTH:
+            parent.chmod(stat.S_IMODE(info.st_mode) | stat.S_IXGRP | stat.S_IXOTH)
+    for path in [base_dir, *base_dir.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def _healthy(host: str, port: int) -> bool:
+    """True once /health answers 200, i.e. a worker is serving requests."""
+    conn = http.client.HTTPConnection(host, port, timeout=1.0)
+    try:
+        conn.request("GET", "/health")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+@contextmanager
+def running_nginx(base_dir: Path, extra_locations: Sequence[str] = ()) -> Iterator[NginxServer]:
+    """Run nginx in the foreground with its prefix, logs and temp dirs under ``base_dir``."""
+    binary = find_binary("nginx", PACKAGE)
+    root = base_dir / "www"
+    root.mkdir()
+    (root / "index.html").write_text(_INDEX_HTML)
+    (base_dir / "tmp").mkdir()
+    port = free_port()
+    config_path = base_dir / "nginx.conf"
+    config_path.write_text(render_config(base_dir, root, port, extra_locations))
+    if os.geteuid() == 0:
+        _open_for_workers(base_dir)
+
+    argv = [binary, "-e", "stderr", "-p", str(base_dir), "-c", str(config_path)]
+    process = ServerProcess("nginx", argv, base_dir / "nginx.log")
+    process.start(lambda: _healthy(LOOPBACK, port))
+    try:
+        yield NginxServer(
+            host=LOOPBACK,
+            port=port,
+            base_url=f"http://{LOOPBACK}:{port}",
+            root=root,
+            prefix=base_dir,
+            config_path=config_path,
+            access_log=base_dir / "access.log",
+            log_path=process.log_path,
+            pid=process.pid,
+        )
+    finally:
+        process.stop()
