@@ -31,9 +31,11 @@ def running_in_ci() -> bool:
 def missing_binary(error: MissingBinaryError) -> NoReturn:
     """Fail under CI, skip elsewhere, always naming the apt package to install."""
     message = f"{error.binary} is not installed: apt-get install -y {error.package}"
+    # "from None": the report stays one line instead of a chained MissingBinaryError.
     if running_in_ci():
-        pytest.fail(f"{message} (a missing server is a failure under CI=true)", pytrace=False)
-    pytest.skip(message)
+        failure = f"{message} (a missing server is a failure under CI=true)"
+        raise pytest.fail.Exception(failure, pytrace=False) from None
+    raise pytest.skip.Exception(message) from None
 
 
 @contextmanager

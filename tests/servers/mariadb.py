@@ -26,7 +26,8 @@ CREATE DATABASE `{db}`;
 CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}';
 CREATE USER '{user}'@'localhost' IDENTIFIED BY '{password}';
 GRANT ALL PRIVILEGES ON `{db}`.* TO '{user}'@'127.0.0.1', '{user}'@'localhost';
-GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO '{user}'@'127.0.0.1', '{user}'@'localhost';
+GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR ON *.*
+    TO '{user}'@'127.0.0.1', '{user}'@'localhost';
 FLUSH PRIVILEGES;
 """
 

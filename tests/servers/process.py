@@ -127,11 +127,18 @@ class ServerProcess:
                 raise ServerStartError(self._failure(f"was not ready after {timeout:.0f}s"))
             time.sleep(_POLL_INTERVAL)
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop by pid: SIGTERM, wait, then SIGKILL the whole process group."""
+    def stop(self, timeout: float = STOP_TIMEOUT, drain: float = 0.0) -> None:
+        """Stop by pid: SIGTERM, wait, then SIGKILL the whole process group.
+
+        ``drain`` seconds are first granted to children in their own sessions
+        (sshd's per-connection processes), which the server should reap itself;
+        killed first they would linger as orphans outside our process group.
+        """
         proc = self._proc
         if proc is None:
             return
+        if drain > 0 and proc.poll() is None:
+            _drain_children(proc.pid, drain)
         self._proc = None
         if self in _running:
             _running.remove(self)
@@ -154,6 +161,32 @@ class ServerProcess:
         for path in (self.log_path, *self.extra_logs):
             parts.append(f"--- tail of {path} ---\n{log_tail(path)}")
         return "\n".join(parts)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Pids whose parent is ``pid``, read from /proc (Linux)."""
+    children = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and fields[1] == str(pid):
+            children.append(int(stat_file.parent.name))
+    return children
+
+
+def _drain_children(pid: int, timeout: float) -> None:
+    """Wait for the server's children to finish, then SIGTERM the stragglers by pid."""
+    deadline = time.monotonic() + timeout
+    while child_pids(pid) and time.monotonic() < deadline:
+        time.sleep(_POLL_INTERVAL)
+    for child in child_pids(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while child_pids(pid) and time.monotonic() < deadline:
+        time.sleep(_POLL_INTERVAL)
 
 
 @atexit.register

@@ -118,7 +118,9 @@ def running_sshd(base_dir: Path) -> Iterator[SSHServer]:
     if os.geteuid() == 0:
         _PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
 
-    process = ServerProcess("sshd", [sshd, "-D", "-e", "-f", str(config_path)], base_dir / "sshd.log")
+    process = ServerProcess(
+        "sshd", [sshd, "-D", "-e", "-f", str(config_path)], base_dir / "sshd.log"
+    )
     process.start(lambda: _sends_banner(LOOPBACK, port))
     try:
         yield SSHServer(
@@ -136,4 +138,4 @@ def running_sshd(base_dir: Path) -> Iterator[SSHServer]:
             pid=process.pid,
         )
     finally:
-        process.stop()
+        process.stop(drain=5.0)

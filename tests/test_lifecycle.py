@@ -1,0 +1,62 @@
+"""The transition table, pair by pair: every allowed and every refused (status, action)."""
+
+from __future__ import annotations
+
+import pytest
+
+from incidents.errors import IllegalTransitionError
+from incidents.lifecycle import Action, allowed_actions, next_status
+from incidents.model import Status
+
+O, A, M, R, C = (
+    Status.OPEN,
+    Status.ACKNOWLEDGED,
+    Status.MITIGATED,
+    Status.RESOLVED,
+    Status.CLOSED,
+)
+
+# What the issue specifies, written out independently of incidents.lifecycle.
+EXPECTED: dict[tuple[Status, Action], Status] = {
+    (O, Action.ACKNOWLEDGE): A,
+    (A, Action.MITIGATE): M,
+    (M, Action.RESOLVE): R,
+    (R, Action.CLOSE): C,
+    (R, Action.REOPEN): O,
+    (O, Action.RESOLVE): R,
+    (A, Action.RESOLVE): R,
+    (O, Action.CLOSE): C,
+    (A, Action.CLOSE): C,
+    (M, Action.CLOSE): C,
+}
+
+ALL_PAIRS = [(status, action) for status in Status for action in Action]
+
+
+@pytest.mark.parametrize(("status", "action"), [p for p in ALL_PAIRS if p in EXPECTED])
+def test_allowed_transition_reaches_expected_status(status: Status, action: Action) -> None:
+    assert next_status("INC-7", status, action) is EXPECTED[(status, action)]
+
+
+@pytest.mark.parametrize(("status", "action"), [p for p in ALL_PAIRS if p not in EXPECTED])
+def test_refused_transition_names_incident_and_allowed_actions(
+    status: Status, action: Action
+) -> None:
+    with pytest.raises(IllegalTransitionError) as refused:
+        next_status("INC-7", status, action)
+    message = str(refused.value)
+    assert message.startswith(f"INC-7 is {status.value}; it cannot be")
+    allowed = [a.value for a in Action if (status, a) in EXPECTED]
+    if allowed:
+        assert message.endswith("Allowed: " + ", ".join(allowed))
+    else:
+        assert "closed is final" in message
+
+
+def test_every_pair_is_either_allowed_or_refused() -> None:
+    assert len(ALL_PAIRS) == 25
+    assert sum(1 for pair in ALL_PAIRS if pair in EXPECTED) == 10
+
+
+def test_closed_allows_nothing() -> None:
+    assert allowed_actions(Status.CLOSED) == []

@@ -1,0 +1,141 @@
+"""The SQLite file itself: WAL, one owning thread, migrations, refusals that touch nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from incidents.database import Database
+from incidents.errors import SchemaTooNewError, StoreError, StoreLockedError
+from incidents.model import Severity
+from incidents.service import IncidentService
+from incidents.store import IncidentStore
+from tests.conftest import ALICE
+from tests.fakes import FakeClock
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_every_query_runs_on_one_thread_that_is_not_the_event_loop(
+    database: Database,
+) -> None:
+    threads = {await database.run(lambda _db: threading.get_ident()) for _ in range(5)}
+    assert len(threads) == 1
+    assert threads != {threading.get_ident()}
+
+
+async def test_file_is_wal_and_readable_by_sqlite3_while_open(
+    service: IncidentService, db_path: Path
+) -> None:
+    await service.declare("Shop down", Severity.P0, ALICE)
+    read = subprocess.run(
+        ["sqlite3", str(db_path), "PRAGMA journal_mode;", "SELECT number, title FROM incidents;"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert read.stdout.splitlines() == ["wal", "1|Shop down"]
+
+
+async def test_migrations_apply_once(db_path: Path) -> None:
+    for _ in range(2):
+        database = await Database.open(db_path)
+        await database.close()
+    with sqlite3.connect(db_path) as raw:
+        names = [row[0] for row in raw.execute("SELECT name FROM _sqlite_migrations")]
+    assert names == ["0001_incidents"]
+
+
+async def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    raw = sqlite3.connect(path)
+    raw.execute(
+        "CREATE TABLE _sqlite_migrations "
+        "(id INTEGER PRIMARY KEY, migration_set TEXT, name TEXT, applied_at TEXT)"
+    )
+    raw.executemany(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES (?, ?, ?)",
+        [("tocsin", "0001_incidents", "x"), ("tocsin", "0002_from_the_future", "y")],
+    )
+    raw.commit()
+    raw.close()
+    before = sha256(path)
+
+    with pytest.raises(SchemaTooNewError, match="written by a newer tocsin") as refused:
+        await Database.open(path)
+    assert "0002_from_the_future" in str(refused.value)
+    assert sha256(path) == before
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
+async def test_locked_database_gives_a_clear_error_and_stays_intact(
+    db_path: Path, clock: FakeClock
+) -> None:
+    database = await Database.open(db_path, busy_timeout=0.3)
+    service = IncidentService(IncidentStore(database), clock)
+    await service.declare("before the lock", Severity.P3, ALICE)
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreLockedError, match="locked by another writer for 0.3 s"):
+            await service.declare("during the lock", Severity.P3, ALICE)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    after = await service.declare("after the lock", Severity.P3, ALICE)
+    assert after.id == "INC-2"
+    assert [i.title for i in await service.list_incidents()] == [
+        "after the lock",
+        "before the lock",
+    ]
+    assert await database.run(lambda db: db.execute("PRAGMA integrity_check").fetchone()) == (
+        "ok",
+    )
+    await database.close()
+
+
+async def test_timeline_is_append_only_in_sqlite_itself(
+    service: IncidentService, db_path: Path
+) -> None:
+    await service.declare("Audit me", Severity.P2, ALICE)
+    with sqlite3.connect(db_path) as raw:
+        for statement in ("UPDATE timeline SET text = 'forged'", "DELETE FROM timeline"):
+            with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+                raw.execute(statement)
+
+
+async def test_one_active_incident_per_key_is_enforced_by_the_index(
+    database: Database, db_path: Path
+) -> None:
+    insert = (
+        "INSERT INTO incidents (title, severity, status, dedup_key, updated_at) "
+        "VALUES ('t', 'P1', ?, 'probe:x', 'now')"
+    )
+    with sqlite3.connect(db_path) as raw:
+        raw.execute(insert, ["resolved"])
+        raw.execute(insert, ["open"])
+        with pytest.raises(sqlite3.IntegrityError):
+            raw.execute(insert, ["acknowledged"])
+        raw.execute(insert, ["closed"])
+
+
+async def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("these are my notes, not a database\n" * 100)
+    before = sha256(path)
+    with pytest.raises(StoreError, match="not a usable tocsin database"):
+        await Database.open(path)
+    assert sha256(path) == before
+
+
+async def test_missing_directory_is_named(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist; create it or change storage.path"):
+        await Database.open(tmp_path / "nowhere" / "tocsin.db")
