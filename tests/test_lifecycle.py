@@ -8,7 +8,7 @@ from incidents.errors import IllegalTransitionError
 from incidents.lifecycle import Action, allowed_actions, next_status
 from incidents.model import Status
 
-O, A, M, R, C = (
+OPEN, ACKED, MITIGATED, RESOLVED, CLOSED = (
     Status.OPEN,
     Status.ACKNOWLEDGED,
     Status.MITIGATED,
@@ -16,18 +16,18 @@ O, A, M, R, C = (
     Status.CLOSED,
 )
 
-# What the issue specifies, written out independently of incidents.lifecycle.
+# The documented lifecycle, written out independently of incidents.lifecycle.
 EXPECTED: dict[tuple[Status, Action], Status] = {
-    (O, Action.ACKNOWLEDGE): A,
-    (A, Action.MITIGATE): M,
-    (M, Action.RESOLVE): R,
-    (R, Action.CLOSE): C,
-    (R, Action.REOPEN): O,
-    (O, Action.RESOLVE): R,
-    (A, Action.RESOLVE): R,
-    (O, Action.CLOSE): C,
-    (A, Action.CLOSE): C,
-    (M, Action.CLOSE): C,
+    (OPEN, Action.ACKNOWLEDGE): ACKED,
+    (ACKED, Action.MITIGATE): MITIGATED,
+    (MITIGATED, Action.RESOLVE): RESOLVED,
+    (RESOLVED, Action.CLOSE): CLOSED,
+    (RESOLVED, Action.REOPEN): OPEN,
+    (OPEN, Action.RESOLVE): RESOLVED,
+    (ACKED, Action.RESOLVE): RESOLVED,
+    (OPEN, Action.CLOSE): CLOSED,
+    (ACKED, Action.CLOSE): CLOSED,
+    (MITIGATED, Action.CLOSE): CLOSED,
 }
 
 ALL_PAIRS = [(status, action) for status in Status for action in Action]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
-import subprocess
 import threading
 from pathlib import Path
 
@@ -35,13 +35,16 @@ async def test_file_is_wal_and_readable_by_sqlite3_while_open(
     service: IncidentService, db_path: Path
 ) -> None:
     await service.declare("Shop down", Severity.P0, ALICE)
-    read = subprocess.run(
-        ["sqlite3", str(db_path), "PRAGMA journal_mode;", "SELECT number, title FROM incidents;"],
-        capture_output=True,
-        text=True,
-        check=True,
+    reader = await asyncio.create_subprocess_exec(
+        "sqlite3",
+        str(db_path),
+        "PRAGMA journal_mode;",
+        "SELECT number, title FROM incidents;",
+        stdout=asyncio.subprocess.PIPE,
     )
-    assert read.stdout.splitlines() == ["wal", "1|Shop down"]
+    stdout, _ = await reader.communicate()
+    assert reader.returncode == 0
+    assert stdout.decode().splitlines() == ["wal", "1|Shop down"]
 
 
 async def test_migrations_apply_once(db_path: Path) -> None:
@@ -85,7 +88,7 @@ async def test_locked_database_gives_a_clear_error_and_stays_intact(
     other = sqlite3.connect(db_path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(StoreLockedError, match="locked by another writer for 0.3 s"):
+        with pytest.raises(StoreLockedError, match=r"locked by another writer for 0\.3 s"):
             await service.declare("during the lock", Severity.P3, ALICE)
     finally:
         other.execute("ROLLBACK")
@@ -96,9 +99,7 @@ async def test_locked_database_gives_a_clear_error_and_stays_intact(
         "after the lock",
         "before the lock",
     ]
-    assert await database.run(lambda db: db.execute("PRAGMA integrity_check").fetchone()) == (
-        "ok",
-    )
+    assert await database.run(lambda db: db.execute("PRAGMA integrity_check").fetchone()) == ("ok",)
     await database.close()
 
 
@@ -137,5 +138,5 @@ async def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
 
 
 async def test_missing_directory_is_named(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="does not exist; create it or change storage.path"):
+    with pytest.raises(StoreError, match=r"does not exist; create it or change storage\.path"):
         await Database.open(tmp_path / "nowhere" / "tocsin.db")
