@@ -55,18 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console()
-    errors = Console(stderr=True)
+    console = Console(soft_wrap=True)
+    errors = Console(stderr=True, soft_wrap=True)
     handler: Handler = args.handler
     try:
         return handler(args, console)
     except ConfigError as error:
         errors.print(f"[red]{config_path(args)}: invalid configuration[/red]", highlight=False)
         for line in error.lines():
-            errors.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+            errors.print(f"  {line}", markup=False, highlight=False)
         return EXIT_INVALID
     except (IncidentError, CommandError, ProbeConfigError) as error:
-        errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        errors.print(f"error: {error}", markup=False, highlight=False)
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130

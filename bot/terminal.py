@@ -81,7 +81,7 @@ def render_check(console: Console, loaded: LoadedConfig) -> None:
     console.print(severities)
     console.print(f"Maintenance windows: {len(config.maintenance)}")
     for warning in loaded.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 def render_incident_table(console: Console, incidents: list[Incident], zone: ZoneInfo) -> None:

@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,17 +163,35 @@ class ServerProcess:
         return "\n".join(parts)
 
 
-def child_pids(pid: int) -> list[int]:
-    """Pids whose parent is ``pid``, read from /proc (Linux)."""
-    children = []
+def _proc_stats() -> Iterator[tuple[int, str, str, int]]:
+    """(pid, comm, state, ppid) of every process, read from /proc (Linux)."""
     for stat_file in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat_file.read_text().rpartition(")")[2].split()
+            head, _, tail = stat_file.read_text().rpartition(")")
         except OSError:
             continue
-        if len(fields) > 1 and fields[1] == str(pid):
-            children.append(int(stat_file.parent.name))
-    return children
+        fields = tail.split()
+        if len(fields) > 1:
+            comm = head.partition("(")[2]
+            yield int(stat_file.parent.name), comm, fields[0], int(fields[1])
+
+
+def child_pids(pid: int) -> list[int]:
+    """Pids whose parent is ``pid``."""
+    return [child for child, _, _, ppid in _proc_stats() if ppid == pid]
+
+
+def wait_for_orphan_zombies(comm: str, timeout: float) -> None:
+    """Give init time to reap exited orphans named ``comm``.
+
+    sshd's pre-auth child outlives its monitor when a client aborts the key
+    exchange; it is re-parented to pid 1, which in some containers reaps lazily.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(
+        name == comm and state == "Z" and ppid == 1 for _, name, state, ppid in _proc_stats()
+    ):
+        time.sleep(_POLL_INTERVAL)
 
 
 def _drain_children(pid: int, timeout: float) -> None:

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.servers.ports import LOOPBACK, free_port
-from tests.servers.process import ServerProcess, current_user, find_binary, run_checked
+from tests.servers.process import (
+    ServerProcess,
+    current_user,
+    find_binary,
+    run_checked,
+    wait_for_orphan_zombies,
+)
 
 SERVER_PACKAGE = "openssh-server"
 CLIENT_PACKAGE = "openssh-client"
@@ -139,3 +145,4 @@ def running_sshd(base_dir: Path) -> Iterator[SSHServer]:
         )
     finally:
         process.stop(drain=5.0)
+        wait_for_orphan_zombies("sshd", timeout=3.0)

@@ -1,0 +1,33 @@
+# tocsin in a container: the project in a venv, run as a non-root user, the
+# SQLite file on a volume, the configuration mounted read-only:
+#
+#   docker build -t tocsin .
+#   docker run --rm -v "$PWD/tocsin.yml:/etc/tocsin/tocsin.yml:ro" \
+#              -v tocsin-data:/var/lib/tocsin -e SLACK_BOT_TOKEN -e SLACK_APP_TOKEN tocsin
+#
+# Relative storage paths resolve against /var/lib/tocsin, the volume.
+
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/tocsin
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY commands ./commands
+COPY incidents ./incidents
+COPY probes ./probes
+RUN /opt/tocsin/bin/pip install .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/tocsin --shell /usr/sbin/nologin tocsin \
+ && install -d -o tocsin -g tocsin -m 0750 /var/lib/tocsin \
+ && install -d -m 0755 /etc/tocsin
+COPY --from=build /opt/tocsin /opt/tocsin
+ENV PATH=/opt/tocsin/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    TOCSIN_CONFIG=/etc/tocsin/tocsin.yml
+USER tocsin
+WORKDIR /var/lib/tocsin
+VOLUME ["/var/lib/tocsin"]
+ENTRYPOINT ["tocsin"]
+CMD ["run"]
