@@ -1,4 +1,7 @@
-"""Smoke tests: each real test server starts and speaks its protocol."""
+"""Smoke tests: each real test server starts and speaks its protocol.
+
+The fixtures come from the ``tests.servers.fixtures`` plugin loaded by conftest.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +17,6 @@ from tests.servers.mariadb import MariaDBServer
 from tests.servers.nginx import INDEX_TEXT, NginxServer
 from tests.servers.redis import RedisServer
 from tests.servers.sshd import SSHServer, known_hosts_line
-
-# Self-contained until the top-level conftest loads the plugin; loading twice is a no-op.
-pytest_plugins = ["tests.servers.fixtures"]
 
 
 async def test_redis_answers_ping(redis_server: RedisServer) -> None:

@@ -130,7 +130,7 @@ def _healthy(host: str, port: int) -> bool:
     try:
         conn.request("GET", "/health")
         return conn.getresponse().status == 200
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return False
     finally:
         conn.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
-_POLL_INTERVAL = 0.05
+POLL_INTERVAL = 0.05
 _SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 _running: list[ServerProcess] = []
@@ -68,9 +68,7 @@ def log_tail(path: Path, lines: int = 40) -> str:
 def run_checked(argv: Sequence[str], what: str, timeout: float = 60.0) -> str:
     """Run a short setup command and return its stdout; raise with its output on failure."""
     try:
-        done = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, check=False
-        )
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise ServerStartError(f"{what} timed out after {timeout:.0f}s: {argv!r}") from exc
     if done.returncode != 0:
@@ -115,17 +113,17 @@ class ServerProcess:
             )
         _running.append(self)
         deadline = time.monotonic() + timeout
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                self.stop()
-                raise ServerStartError(self._failure(f"exited with code {code} during start-up"))
-            if ready():
-                return
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ServerStartError(self._failure(f"was not ready after {timeout:.0f}s"))
-            time.sleep(_POLL_INTERVAL)
+        try:
+            while not ready():
+                code = self._proc.poll()
+                if code is not None:
+                    raise ServerStartError(self._failure(f"exited with code {code} on start-up"))
+                if time.monotonic() > deadline:
+                    raise ServerStartError(self._failure(f"was not ready after {timeout:.0f}s"))
+                time.sleep(POLL_INTERVAL)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self, timeout: float = STOP_TIMEOUT, drain: float = 0.0) -> None:
         """Stop by pid: SIGTERM, wait, then SIGKILL the whole process group.
@@ -142,7 +140,6 @@ class ServerProcess:
         self._proc = None
         if self in _running:
             _running.remove(self)
-        pgid = proc.pid
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGTERM)
@@ -150,11 +147,11 @@ class ServerProcess:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGKILL)
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=timeout)
-        # Children the server left behind (e.g. an orphaned worker) share its group.
+        # Children the server left behind (e.g. an orphaned worker) share its group id.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)
 
     def _failure(self, what: str) -> str:
         parts = [f"{self.name} {what}", f"command: {list(self.argv)!r}"]
@@ -163,7 +160,7 @@ class ServerProcess:
         return "\n".join(parts)
 
 
-def _proc_stats() -> Iterator[tuple[int, str, str, int]]:
+def proc_stats() -> Iterator[tuple[int, str, str, int]]:
     """(pid, comm, state, ppid) of every process, read from /proc (Linux)."""
     for stat_file in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -178,33 +175,17 @@ def _proc_stats() -> Iterator[tuple[int, str, str, int]]:
 
 def child_pids(pid: int) -> list[int]:
     """Pids whose parent is ``pid``."""
-    return [child for child, _, _, ppid in _proc_stats() if ppid == pid]
-
-
-def wait_for_orphan_zombies(comm: str, timeout: float) -> None:
-    """Give init time to reap exited orphans named ``comm``.
-
-    sshd's pre-auth child outlives its monitor when a client aborts the key
-    exchange; it is re-parented to pid 1, which in some containers reaps lazily.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(
-        name == comm and state == "Z" and ppid == 1 for _, name, state, ppid in _proc_stats()
-    ):
-        time.sleep(_POLL_INTERVAL)
+    return [child for child, _, _, ppid in proc_stats() if ppid == pid]
 
 
 def _drain_children(pid: int, timeout: float) -> None:
     """Wait for the server's children to finish, then SIGTERM the stragglers by pid."""
     deadline = time.monotonic() + timeout
     while child_pids(pid) and time.monotonic() < deadline:
-        time.sleep(_POLL_INTERVAL)
+        time.sleep(POLL_INTERVAL)
     for child in child_pids(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while child_pids(pid) and time.monotonic() < deadline:
-        time.sleep(_POLL_INTERVAL)
 
 
 @atexit.register

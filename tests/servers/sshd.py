@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,11 +17,12 @@ from pathlib import Path
 
 from tests.servers.ports import LOOPBACK, free_port
 from tests.servers.process import (
+    POLL_INTERVAL,
     ServerProcess,
     current_user,
     find_binary,
+    proc_stats,
     run_checked,
-    wait_for_orphan_zombies,
 )
 
 SERVER_PACKAGE = "openssh-server"
@@ -92,6 +94,19 @@ def _sends_banner(host: str, port: int) -> bool:
         return False
 
 
+def _wait_for_orphan_zombies(timeout: float) -> None:
+    """Give init time to reap exited sshd orphans, so none is listed after the session.
+
+    sshd's pre-auth child outlives its monitor when a client aborts the key
+    exchange; it is re-parented to pid 1, which in some containers reaps lazily.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(
+        name == "sshd" and state == "Z" and ppid == 1 for _, name, state, ppid in proc_stats()
+    ):
+        time.sleep(POLL_INTERVAL)
+
+
 @contextmanager
 def running_sshd(base_dir: Path) -> Iterator[SSHServer]:
     """Run ``sshd -D`` from ``base_dir`` with fresh host and client keys."""
@@ -145,4 +160,4 @@ def running_sshd(base_dir: Path) -> Iterator[SSHServer]:
         )
     finally:
         process.stop(drain=5.0)
-        wait_for_orphan_zombies("sshd", timeout=3.0)
+        _wait_for_orphan_zombies(timeout=3.0)
