@@ -140,3 +140,23 @@ def parse_incident_id(text: str) -> int:
     if stripped.isdigit():
         return int(stripped)
     raise IncidentNotFoundError(f"'{text}' is not an incident id; write it as INC-42")
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A detector's verdict that something is failing, keyed for deduplication."""
+
+    dedup_key: str
+    title: str
+    severity: Severity
+    service: str
+    started_at: datetime
+    detected_at: datetime
+    actor: Actor
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Opened:
+    incident: Incident
+    created: bool

@@ -8,7 +8,6 @@ the change together with its timeline event in one transaction. Callers
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +19,9 @@ from incidents.model import (
     ClosureReason,
     Incident,
     Milestone,
+    Opened,
     Severity,
+    Signal,
     Status,
     TimelineEvent,
     parse_incident_id,
@@ -35,26 +36,6 @@ from incidents.store import (
 
 MAX_TITLE = 200
 MAX_NOTE = 3000
-
-
-@dataclass(frozen=True)
-class Signal:
-    """A detector's verdict that something is failing, keyed for deduplication."""
-
-    dedup_key: str
-    title: str
-    severity: Severity
-    service: str
-    started_at: datetime
-    detected_at: datetime
-    actor: Actor
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class Opened:
-    incident: Incident
-    created: bool
 
 
 class IncidentService:

@@ -10,8 +10,8 @@ import pytest
 
 from incidents.database import Database
 from incidents.errors import IllegalTransitionError, IncidentError, IncidentNotFoundError
-from incidents.model import ClosureReason, Milestone, Severity, Status
-from incidents.service import IncidentService, Signal
+from incidents.model import ClosureReason, Milestone, Severity, Signal, Status
+from incidents.service import IncidentService
 from incidents.store import IncidentStore
 from tests.conftest import ALICE, BOB, PROBE
 from tests.fakes import FakeClock
