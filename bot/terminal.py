@@ -76,7 +76,7 @@ def render_check(console: Console, loaded: LoadedConfig) -> None:
                 for level in escalation.levels
             ) + (f" (repeat {escalation.repeat} times)" if escalation.repeat else "")
         severities.add_row(
-            severity.value, settings.name, format_duration(settings.respond_within), policy_text
+            severity.value, settings.name, format_duration(settings.response_time), policy_text
         )
     console.print(severities)
     console.print(f"Maintenance windows: {len(config.maintenance)}")

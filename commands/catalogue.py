@@ -1,9 +1,11 @@
 """Rules every whitelisted command template must obey (DESIGN.md section 6).
 
 A command's argv is fixed text plus `{name}` placeholders filled from typed
-parameters. These checks run when the configuration is loaded, so an unsafe
-catalogue never starts: every placeholder is declared and constrained, and no
-interpreter is ever fed a parameter.
+parameters (`{{` and `}}` stand for literal braces). These checks run when the
+configuration is loaded, so an unsafe catalogue never starts: every
+placeholder is declared and constrained, and no interpreter is ever fed a
+parameter. A template without parameters may run a fixed pipeline
+(`sh -c "..."`): nothing in it comes from a person.
 """
 
 import re
@@ -17,10 +19,13 @@ INTERPRETERS = frozenset(
     {
         "sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish",
         "python", "python2", "python3", "perl", "ruby", "php", "node", "nodejs", "lua",
-        "awk", "gawk", "mawk", "sed", "tclsh", "env", "xargs", "eval", "exec", "source",
+        "awk", "gawk", "mawk", "sed", "tclsh", "expect", "env", "xargs", "eval", "pwsh",
+        "powershell", "Rscript",
     }
 )  # fmt: skip
-EVAL_WORDS = frozenset({"-c", "-e", "--eval", "--command", "--execute", "eval", "eval-file"})
+EVAL_WORDS = frozenset(
+    {"-c", "-e", "--eval", "--command", "--execute", "-Command", "eval", "eval-file"}
+)
 
 
 class RiskTier(StrEnum):
@@ -32,13 +37,21 @@ class RiskTier(StrEnum):
 
 
 def placeholders(argv: list[str]) -> list[str]:
-    """Names of `{name}` placeholders in argv order, each once."""
+    """Names of `{name}` placeholders in argv order, each once. `{{` and `}}` are literal braces."""
     seen: list[str] = []
     for word in argv:
-        for name in PLACEHOLDER.findall(word):
+        for name in PLACEHOLDER.findall(_without_literal_braces(word)):
             if name not in seen:
                 seen.append(name)
     return seen
+
+
+def _without_literal_braces(word: str) -> str:
+    return word.replace("{{", "").replace("}}", "")
+
+
+def _has_placeholder(word: str) -> bool:
+    return PLACEHOLDER.search(_without_literal_braces(word)) is not None
 
 
 def template_problems(argv: list[str], params: set[str]) -> list[str]:
@@ -56,7 +69,7 @@ def template_problems(argv: list[str], params: set[str]) -> list[str]:
         f"parameter '{name}' is declared but never used in run; remove it"
         for name in sorted(params - set(used))
     )
-    if argv and PLACEHOLDER.search(argv[0]):
+    if argv and _has_placeholder(argv[0]):
         problems.append("the program (first word of run) must be fixed text, not a parameter")
     if used:
         problems.extend(_interpreter_problems(argv))
@@ -67,7 +80,7 @@ def _interpreter_problems(argv: list[str]) -> list[str]:
     """Refuse interpreters, and eval words fed by a parameter, in a template with parameters."""
     fix = "wrap the action in a script on the host and whitelist that script"
     for position, word in enumerate(argv):
-        if PLACEHOLDER.search(word):
+        if _has_placeholder(word):
             flag = word.split("=", 1)[0] if word.startswith("-") else ""
             if flag in EVAL_WORDS or (word[:2] in EVAL_WORDS and not word.startswith("--")):
                 return [f"'{word}' feeds a parameter to code evaluation; {fix}"]
@@ -78,7 +91,7 @@ def _interpreter_problems(argv: list[str]) -> list[str]:
                 f"'{word}' is an interpreter; a command with parameters must not run one. {fix}"
             ]
         following = argv[position + 1] if position + 1 < len(argv) else ""
-        if word in EVAL_WORDS and PLACEHOLDER.search(following):
+        if word in EVAL_WORDS and _has_placeholder(following):
             return [f"'{word} {following}' feeds a parameter to code evaluation; {fix}"]
     return []
 

@@ -345,3 +345,49 @@ def test_json_schema_describes_the_file() -> None:
     probe = schema["$defs"]["ProbeSettings"]
     assert probe["properties"]["interval"]["pattern"].startswith("^(")
     json.dumps(schema)
+
+
+def test_severity_without_response_time_takes_the_default() -> None:
+    config = load(MINIMAL + "severities: {P2: {name: 'P3 (Medium)'}}\n").config
+    assert config.severities[Severity.P2].name == "P3 (Medium)"
+    assert config.severities[Severity.P2].response_time == timedelta(minutes=30)
+
+
+def test_kind_specific_keys_near_a_common_name_are_accepted() -> None:
+    probe = "probes: [{id: disk, kind: tcp, severity_ladder: [{above: 85, severity: P2}]}]\n"
+    assert load(MINIMAL + probe).config.probes[0].model_extra == {
+        "severity_ladder": [{"above": 85, "severity": "P2"}]
+    }
+
+
+def test_ssh_probe_names_a_configured_host() -> None:
+    assert problems(MINIMAL + "probes: [{id: disk, kind: ssh, host: web-9}]\n") == [
+        "probes[0].host (line 2): unknown host 'web-9' (none are defined)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("run", "accepted"),
+    [
+        ("[docker, exec, pg, pg_ctl, kill, TERM, '{pid}']", True),
+        ("[docker, inspect, -f, '{{.State.Status}}', '{pid}']", True),
+        ("[pwsh, -Command, '{pid}']", False),
+        ("[docker, exec, pg, sh, -c, 'kill {pid}']", False),
+    ],
+)
+def test_container_commands_and_literal_braces(run: str, accepted: bool) -> None:
+    text = MINIMAL + textwrap.dedent(
+        f"""
+        hosts: {{db-1: {{address: a, user: u, key: /k, known_hosts: /kh}}}}
+        commands:
+          kill-query:
+            hosts: [db-1]
+            run: {run}
+            params: {{pid: {{pattern: "^[0-9]+$"}}}}
+            risk: disruptive
+        """
+    )
+    if accepted:
+        assert load(text).config.commands["kill-query"].run[-1] == "{pid}"
+    else:
+        assert any("interpreter" in p or "code evaluation" in p for p in problems(text))

@@ -86,7 +86,15 @@ class StorageSettings(Strict):
 
 class SeveritySettings(Strict):
     name: str
-    respond_within: Duration
+    respond_within: Duration | None = Field(
+        None, description="default: the runbook default of this severity (0m, 15m, 30m, 1h)"
+    )
+
+    @property
+    def response_time(self) -> timedelta:
+        """Always set once the file is loaded: the loader fills gaps with defaults."""
+        assert self.respond_within is not None
+        return self.respond_within
 
 
 DEFAULT_SEVERITIES = {
@@ -274,7 +282,14 @@ class TocsinConfig(Strict):
 
     @model_validator(mode="after")
     def _complete_severities(self) -> TocsinConfig:
-        object.__setattr__(self, "severities", {**DEFAULT_SEVERITIES, **self.severities})
+        """Severities the file omits, or gives without a response time, take the defaults."""
+        merged = dict(DEFAULT_SEVERITIES)
+        for severity, given in self.severities.items():
+            default = DEFAULT_SEVERITIES[severity].respond_within
+            merged[severity] = given.model_copy(
+                update={"respond_within": given.respond_within or default}
+            )
+        object.__setattr__(self, "severities", merged)
         return self
 
     @property
@@ -283,13 +298,21 @@ class TocsinConfig(Strict):
 
 
 def probe_key_problems(data: dict[str, Any]) -> list[ConfigProblem]:
-    """Probes accept kind-specific keys, so catch near-misses of the common ones (`intervl`)."""
+    """Probes accept kind-specific keys, so catch near-misses of the common ones (`intervl`).
+
+    Only keys of about the same length count: `severity_ladder` is a key of its
+    own, not a misspelt `severity`.
+    """
     common = set(ProbeSettings.model_fields)
     probes = data.get("probes")
     problems = []
     for index, probe in enumerate(probes if isinstance(probes, list) else []):
         for key in probe if isinstance(probe, dict) else {}:
-            hint = suggest(str(key), common)
-            if key not in common and hint and not str(key).endswith("_env"):
-                problems.append(ConfigProblem(("probes", index, key), f"unknown key '{key}'{hint}"))
+            name = str(key)
+            near = [c for c in common if abs(len(c) - len(name)) <= 2]
+            hint = suggest(name, near)
+            if name not in common and hint:
+                problems.append(
+                    ConfigProblem(("probes", index, name), f"unknown key '{name}'{hint}")
+                )
     return problems

@@ -20,6 +20,7 @@ def reference_problems(data: dict[str, Any]) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     problems += _duplicate_probes(probes)
     problems += _probe_references(probes, set(_dict(data.get("commands"))))
+    problems += _ssh_probe_hosts(probes, set(_dict(data.get("hosts"))))
     problems += _dependency_cycles(probes)
     problems += _command_hosts(_dict(data.get("commands")), set(_dict(data.get("hosts"))))
     problems += _maintenance_targets(_list(data.get("maintenance")), _ids(probes))
@@ -92,6 +93,15 @@ def _probe_references(probes: list[dict[str, Any]], commands: set[str]) -> list[
             if name not in commands
         )
     return problems
+
+
+def _ssh_probe_hosts(probes: list[dict[str, Any]], hosts: set[str]) -> list[ConfigProblem]:
+    """An ssh probe runs on a host defined under `hosts:`, with its pinned key."""
+    return [
+        ConfigProblem(("probes", index, "host"), _unknown("host", str(probe.get("host")), hosts))
+        for index, probe in enumerate(probes)
+        if probe.get("kind") == "ssh" and probe.get("host") not in hosts
+    ]
 
 
 def _dependency_cycles(probes: list[dict[str, Any]]) -> list[ConfigProblem]:
