@@ -142,7 +142,9 @@ def test_duplicate_probe_ids_and_duplicate_yaml_keys() -> None:
 
 def test_timeout_must_stay_below_interval() -> None:
     [problem] = problems(MINIMAL + "probes: [{id: a, kind: tcp, interval: 10s, timeout: 10s}]\n")
-    assert problem.startswith("probes[0] (line 2): timeout (10s) must be above 0s and shorter")
+    assert problem.startswith(
+        "probes[0].timeout (line 2): timeout (10s) must be above 0s and shorter"
+    )
     assert "lower the timeout or raise the interval" in problem
 
 
@@ -169,19 +171,42 @@ def test_yaml_syntax_error_gives_line_and_column() -> None:
 
 
 @pytest.mark.parametrize(
-    ("snippet", "path", "variable"),
+    ("snippet", "path", "fix"),
     [
         ("probes: [{id: shop-db, kind: mysql, password: hunter2}]", "probes[0].password",
-         "password_env: SHOP_DB_PASSWORD"),
-        ("hosts: {web-1: {address: a, user: u, key: /k, known_hosts: /kh, passphrase: x}}",
-         "hosts.web-1.passphrase", "passphrase_env: WEB_1_PASSPHRASE"),
+         "`password_env: SHOP_DB_PASSWORD`"),
+        ("probes: [{id: shop-db, kind: mysql, db_password: hunter2}]", "probes[0].db_password",
+         "`db_password_env: SHOP_DB_DB_PASSWORD`"),
         ("probes: [{id: api, kind: http, headers: {Authorization: Bearer abc}}]",
-         "probes[0].headers.Authorization", "Authorization_env: API_AUTHORIZATION"),
+         "probes[0].headers.Authorization", "`Authorization_env: API_AUTHORIZATION`"),
+        ("probes: [{id: api, kind: http, headers: {X-Api-Key: abc}}]",
+         "probes[0].headers.X-Api-Key", "`X-Api-Key_env: API_X_API_KEY`"),
+        ("probes: [{id: cache, kind: redis, requirepass: abc}]", "probes[0].requirepass",
+         "`requirepass_env: CACHE_REQUIREPASS`"),
+        ("hosts: {web-1: {address: a, user: u, key: /k, known_hosts: /kh, passphrase: x}}",
+         "hosts.web-1.passphrase", "`key_passphrase_env:`"),
+        ('slack: {channel: "#ops", token: abc}', "slack.token", "SLACK_BOT_TOKEN"),
+        ("probes: [{id: db, kind: mysql, url: 'mysql://probe:hunter2@10.0.0.6/shop'}]",
+         "probes[0].url", "a URL with a password in it"),
     ],
 )  # fmt: skip
-def test_inline_secret_names_the_variable_to_use(snippet: str, path: str, variable: str) -> None:
-    found = problems(MINIMAL + snippet + "\n")
-    assert any(p.startswith(path) and f"`{variable}`" in p for p in found), found
+def test_inline_secret_says_what_to_write_instead(snippet: str, path: str, fix: str) -> None:
+    text = snippet if snippet.startswith("slack") else MINIMAL + snippet
+    found = problems(text + "\n")
+    assert any(p.startswith(path) and fix in p for p in found), found
+
+
+def test_secret_under_an_env_key_is_never_echoed() -> None:
+    found = problems(
+        MINIMAL + "hosts: {web-1: {address: a, user: u, key: /k, known_hosts: /kh, "
+        "key_passphrase_env: 'hunter2 secret'}}\n"
+    )
+    assert found == [
+        "hosts.web-1.key_passphrase_env (line 2): `key_passphrase_env` names an environment "
+        "variable such as SHOP_DB_PASSWORD, not the secret itself; move the value into the "
+        "environment"
+    ]
+    assert "hunter2" not in "".join(found)
 
 
 def test_slack_token_pasted_anywhere_is_refused() -> None:
@@ -189,7 +214,8 @@ def test_slack_token_pasted_anywhere_is_refused() -> None:
         'slack: {channel: "#ops"}\nprobes: [{id: a, kind: http, note: xoxb-123-456}]\n'
     )
     assert found == [
-        "probes[0].note (line 2): this looks like a Slack token; use SLACK_BOT_TOKEN instead"
+        "probes[0].note (line 2): this looks like a Slack token; use SLACK_BOT_TOKEN in the "
+        "environment instead"
     ]
 
 
@@ -211,7 +237,9 @@ def test_unset_environment_variables_are_warnings(monkeypatch: pytest.MonkeyPatc
 
 def test_host_without_known_hosts_is_refused_with_the_fix() -> None:
     [problem] = problems(MINIMAL + "hosts: {web-1: {address: a, user: u, key: /k}}\n")
-    assert problem.startswith("hosts.web-1 (line 2): known_hosts is required")
+    assert problem.startswith(
+        "hosts.web-1.known_hosts (line 2): is required: tocsin always verifies"
+    )
     assert "ssh-keyscan" in problem
 
 
@@ -275,7 +303,7 @@ def test_escalation_levels_and_targets() -> None:
         "{notify: ['@b'], after: 1m}]}}\n"
     )
     assert order.startswith(
-        "escalation.P1 (line 2): levels must be in order of `after` (got 5m, 1m)"
+        "escalation.P1.levels (line 2): levels must be in order of `after` (got 5m, 1m)"
     )
 
 

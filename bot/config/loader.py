@@ -7,8 +7,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from bot.config import model
-from bot.config.model import TocsinConfig, probe_key_problems
+from bot.config import command_settings, fields, model, probe_settings
+from bot.config.model import TocsinConfig
+from bot.config.probe_settings import probe_key_problems
 from bot.config.problems import ConfigError, ConfigProblem, problems_from_validation
 from bot.config.references import approval_warnings, reference_problems
 from bot.config.secrets import secret_problems, unset_variables
@@ -42,13 +43,17 @@ def _validate(source: Source) -> LoadedConfig:
         )
     problems = source.problems + secret_problems(source.data)
     problems += probe_key_problems(source.data)
+    problems += reference_problems(source.data)
     try:
         config = TocsinConfig.model_validate(source.data)
     except ValidationError as error:
-        problems += problems_from_validation(error, _field_names())
-        problems += reference_problems(source.data)
+        reported = {problem.path for problem in problems}
+        problems += [
+            problem
+            for problem in problems_from_validation(error, _field_names())
+            if problem.path not in reported or not problem.path
+        ]
         raise ConfigError(problems, source) from None
-    problems += reference_problems(source.data)
     if problems:
         raise ConfigError(problems, source)
     warnings = unset_variables(source.data) + approval_warnings(config)
@@ -58,7 +63,8 @@ def _validate(source: Source) -> LoadedConfig:
 def _field_names() -> set[str]:
     """Every key the schema knows, for 'did you mean' hints."""
     names: set[str] = set()
-    for value in vars(model).values():
-        if isinstance(value, type) and issubclass(value, BaseModel):
-            names.update(value.model_fields)
+    for module in (model, fields, probe_settings, command_settings):
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, BaseModel):
+                names.update(value.model_fields)
     return names

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 KeyPath = tuple[str | int, ...]
 
 MAX_SHOWN_VALUE = 60
+MISSING_HINTS = {
+    "known_hosts": "is required: tocsin always verifies host keys. Pin the key with "
+    "`ssh-keyscan -p PORT ADDRESS >> known_hosts`, check its fingerprint, and add "
+    "`known_hosts: /path/to/known_hosts`",
+}
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,8 @@ def problems_from_validation(
         message = str(item["msg"]).removeprefix("Value error, ")
         value = item.get("input")
         if kind == "missing":
-            message = f"is required; add `{location[-1]}:`" if location else "is required"
+            field = str(location[-1]) if location else ""
+            message = MISSING_HINTS.get(field, f"is required; add `{field}:`")
         elif kind == "extra_forbidden":
             key = str(location[-1]) if location else ""
             message = f"unknown key '{key}'{suggest(key, names)}; remove it or fix its spelling"
@@ -110,6 +116,11 @@ def problems_from_validation(
             message = f"key {show_value(location[-1])}: {message}"
         problems.append(ConfigProblem(tuple(location), message))
     return problems
+
+
+def _may_hold_secret(location: list[str | int]) -> bool:
+    """Never echo what was written under an `*_env` key: it may be the secret itself."""
+    return bool(location) and str(location[-1]).lower().endswith("_env")
 
 
 def _is_scalar(value: Any) -> bool:

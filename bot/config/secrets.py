@@ -1,7 +1,8 @@
 """Secrets never live in tocsin.yml: find any that were written there anyway.
 
 This runs on the raw YAML data, before the schema, so it also catches secrets
-in kind-specific probe fields and in keys the schema does not know.
+in kind-specific probe fields and in keys the schema does not know. Each
+problem says what to write instead, using a key the schema accepts.
 """
 
 from __future__ import annotations
@@ -11,21 +12,39 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from bot.config.fields import ENV_NAME
 from bot.config.problems import ConfigProblem, KeyPath, format_path
 
-SECRET_KEYS = frozenset(
-    {
-        "password", "passwd", "pass", "secret", "token", "api_key", "apikey", "api_token",
-        "passphrase", "key_passphrase", "private_key", "signing_secret", "client_secret",
-        "authorization", "auth_token", "access_token", "cookie",
-    }
+SECRET_WORDS = (
+    "password", "passwd", "secret", "token", "api_key", "apikey", "passphrase",
+    "private_key", "requirepass", "credential",
 )  # fmt: skip
+SECRET_KEYS = frozenset({"pass", "pwd", "authorization", "cookie", "auth"})
 SECRET_VALUES = (
-    (re.compile(r"^xox[abposr]-"), "a Slack token", "SLACK_BOT_TOKEN"),
-    (re.compile(r"^xapp-"), "a Slack app-level token", "SLACK_APP_TOKEN"),
+    (re.compile(r"^xox[abposr]-"), "a Slack token", "SLACK_BOT_TOKEN in the environment"),
+    (re.compile(r"^xapp-"), "a Slack app-level token", "SLACK_APP_TOKEN in the environment"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key", "a key file path"),
+    (
+        re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@", re.IGNORECASE),
+        "a URL with a password in it",
+        "a URL without the password and a `*_env` key naming a variable that holds it",
+    ),
 )
-ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+SLACK_FIX = (
+    "Slack credentials come from the environment (SLACK_BOT_TOKEN, SLACK_APP_TOKEN, "
+    "SLACK_SIGNING_SECRET), never from the file; remove this key"
+)
+HOST_FIX = (
+    "hosts log in with a key file (`key:`), and its passphrase comes from `key_passphrase_env:`"
+)
+
+
+def is_secret_key(key: str) -> bool:
+    """`password`, `db_password`, `X-Api-Key`, `requirepass`, ... but not `password_env`."""
+    name = key.lower().replace("-", "_")
+    if name.endswith("_env"):
+        return False
+    return name in SECRET_KEYS or any(name.endswith(word) for word in SECRET_WORDS)
 
 
 def secret_problems(data: Any) -> list[ConfigProblem]:
@@ -33,17 +52,11 @@ def secret_problems(data: Any) -> list[ConfigProblem]:
     problems = []
     for where, value in _leaves(data, ()):
         key = where[-1] if isinstance(where[-1], str) else ""
-        lowered = key.lower()
-        if lowered in SECRET_KEYS and value not in (None, ""):
-            variable = _suggested_variable(data, where)
-            problems.append(
-                ConfigProblem(
-                    where,
-                    "secrets are not written in the file; put it in an environment variable and "
-                    f"name it here instead: `{key}_env: {variable}`",
-                )
-            )
-        elif lowered.endswith("_env") and not (isinstance(value, str) and ENV_NAME.match(value)):
+        if key and is_secret_key(key) and value not in (None, ""):
+            problems.append(ConfigProblem(where, _fix_for(data, where, key)))
+        elif key.lower().endswith("_env") and not (
+            isinstance(value, str) and ENV_NAME.match(value)
+        ):
             problems.append(
                 ConfigProblem(
                     where,
@@ -71,6 +84,17 @@ def unset_variables(data: Any) -> list[str]:
         and ENV_NAME.match(value)
         and value not in os.environ
     ]
+
+
+def _fix_for(data: Any, where: KeyPath, key: str) -> str:
+    if where[0] == "slack":
+        return SLACK_FIX
+    if where[0] == "hosts":
+        return f"secrets are not written in the file; {HOST_FIX}"
+    return (
+        "secrets are not written in the file; put it in an environment variable and name it "
+        f"here instead: `{key}_env: {_suggested_variable(data, where)}`"
+    )
 
 
 def _leaves(data: Any, path: KeyPath) -> Iterator[tuple[KeyPath, Any]]:
