@@ -10,7 +10,8 @@ parameter. A template without parameters may run a fixed pipeline
 
 import re
 from enum import StrEnum
-from pathlib import PurePosixPath
+
+from commands.launchers import program_name, program_positions
 
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -18,14 +19,16 @@ PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 INTERPRETERS = frozenset(
     {
         "sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish",
-        "python", "python2", "python3", "perl", "ruby", "php", "node", "nodejs", "lua",
+        "python", "python2", "python3", "perl", "ruby", "php", "node", "nodejs", "lua", "ssh",
         "awk", "gawk", "mawk", "sed", "tclsh", "expect", "env", "xargs", "eval", "pwsh",
         "powershell", "Rscript",
     }
 )  # fmt: skip
-EVAL_WORDS = frozenset(
-    {"-c", "-e", "--eval", "--command", "--execute", "-Command", "eval", "eval-file"}
+EVAL_FLAGS = frozenset(
+    {"-c", "-e", "--eval", "--command", "--execute", "-Command", "-exec", "-execdir", "-ok"}
 )
+# Subcommands that evaluate code (wp eval, redis-cli EVAL ...), matched in any letter case.
+EVAL_WORDS = frozenset({"eval", "eval-file", "evalsha", "eval_ro", "fcall", "script", "shell"})
 
 
 class RiskTier(StrEnum):
@@ -69,29 +72,34 @@ def template_problems(argv: list[str], params: set[str]) -> list[str]:
         f"parameter '{name}' is declared but never used in run; remove it"
         for name in sorted(params - set(used))
     )
-    if argv and _has_placeholder(argv[0]):
-        problems.append("the program (first word of run) must be fixed text, not a parameter")
+    problems.extend(
+        f"'{argv[position]}' stands where a program is chosen; it must be fixed text, "
+        "not a parameter"
+        for position in program_positions(argv)
+        if _has_placeholder(argv[position])
+    )
     if used:
         problems.extend(_interpreter_problems(argv))
     return problems
 
 
 def _interpreter_problems(argv: list[str]) -> list[str]:
-    """Refuse interpreters, and eval words fed by a parameter, in a template with parameters."""
+    """Refuse interpreters, and code-evaluating words fed by a parameter."""
     fix = "wrap the action in a script on the host and whitelist that script"
     for position, word in enumerate(argv):
+        following = argv[position + 1] if position + 1 < len(argv) else ""
         if _has_placeholder(word):
             flag = word.split("=", 1)[0] if word.startswith("-") else ""
-            if flag in EVAL_WORDS or (word[:2] in EVAL_WORDS and not word.startswith("--")):
+            if flag in EVAL_FLAGS or (word[:2] in EVAL_FLAGS and not word.startswith("--")):
                 return [f"'{word}' feeds a parameter to code evaluation; {fix}"]
             continue
-        base = PurePosixPath(word).name
+        base = program_name(word)
         if base in INTERPRETERS or re.fullmatch(r"(python|php|perl|ruby)[0-9.]*", base):
             return [
-                f"'{word}' is an interpreter; a command with parameters must not run one. {fix}"
+                f"'{word}' is an interpreter; a command with parameters must not run one; {fix}"
             ]
-        following = argv[position + 1] if position + 1 < len(argv) else ""
-        if word in EVAL_WORDS and _has_placeholder(following):
+        evaluates = word in EVAL_FLAGS or word.lower() in EVAL_WORDS
+        if evaluates and _has_placeholder(following):
             return [f"'{word} {following}' feeds a parameter to code evaluation; {fix}"]
     return []
 

@@ -254,6 +254,13 @@ def test_host_without_known_hosts_is_refused_with_the_fix() -> None:
         ("[wp, '{x}']", "{x: {}}", "give exactly one of `pattern` or `enum`"),
         ("[wp, '{x}']", "{x: {pattern: '([a-z'}}", "is not a valid regular expression"),
         ("[wp, '{x}']", "{x: {enum: ['--all']}}", "starts with '-'"),
+        ("[sudo, '{x}']", "{x: {enum: [nginx]}}", "'{x}' stands where a program is chosen"),
+        ("[sudo, -u, www-data, '{x}', -c, id]", "{x: {enum: [bash]}}", "where a program is"),
+        ("[timeout, 30, '{x}']", "{x: {enum: [reboot]}}", "where a program is chosen"),
+        ("[docker, exec, -u, '0', db, '{x}']", "{x: {enum: [sh]}}", "where a program is chosen"),
+        ("[ssh, db-2, '{x}']", "{x: {pattern: '.*'}}", "'ssh' is an interpreter"),
+        ("[redis-cli, EVAL, '{x}', '0']", "{x: {pattern: '.*'}}", "feeds a parameter to code"),
+        ("[find, /tmp, -exec, '{x}']", "{x: {enum: [rm]}}", "feeds a parameter to code"),
     ],
 )
 def test_unsafe_command_templates_are_refused(run: str, params: str, expected: str) -> None:

@@ -5,11 +5,21 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from bot.config.durations import ByteSize, Duration
 from bot.config.fields import SlackTarget, Strict
 from commands.catalogue import PARAM_NAME, RiskTier, pattern_problems, template_problems
+
+
+def _word(value: object) -> object:
+    """`[timeout, 30, nginx]`: YAML reads 30 as a number; an argv word is text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+ArgvWord = Annotated[str, BeforeValidator(_word)]
 
 
 class ParamSettings(Strict):
@@ -47,7 +57,9 @@ class CommandSettings(Strict):
     description: str = ""
     hosts: list[str] = Field(min_length=1)
     params: dict[Annotated[str, Field(pattern=PARAM_NAME.pattern)], ParamSettings] = {}
-    run: list[str] = Field(min_length=1, description="argv; {name} placeholders are parameters")
+    run: list[ArgvWord] = Field(
+        min_length=1, description="argv; {name} placeholders are parameters, {{ }} literal braces"
+    )
     risk: RiskTier
     timeout: Duration = timedelta(seconds=60)
     output_cap: ByteSize = Field(65536, gt=0, description="bytes of output kept and posted")
