@@ -54,7 +54,9 @@ def add_incident_commands(commands: Subcommands, common: argparse.ArgumentParser
         choices=[status.value for status in Status] + ["active"],
         help="only these statuses (repeatable; 'active' = open, acknowledged, mitigated)",
     )
-    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument(
+        "--limit", type=_positive, default=50, help="at most this many (default 50)"
+    )
     listing.set_defaults(handler=list_incidents)
 
     show = verbs.add_parser("show", parents=[output], help="one incident with its timeline")
@@ -175,6 +177,12 @@ def _run(loaded: LoadedConfig, work: Callable[[IncidentService], Awaitable[T]]) 
 
 def _print_json(console: Console, document: object) -> None:
     console.print_json(json.dumps(document))
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
+    return int(text)
 
 
 def _timestamp(text: str) -> datetime:

@@ -7,6 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot.config import LoadedConfig
@@ -96,8 +97,8 @@ def render_incident_table(console: Console, incidents: list[Incident], zone: Zon
             incident.id,
             f"[{SEVERITY_STYLE[incident.severity]}]{incident.severity.value}[/]",
             incident.status.value,
-            incident.title,
-            incident.service or "-",
+            escape(incident.title),
+            escape(incident.service or "-"),
             show_time(incident.milestones.get(Milestone.STARTED), zone),
             show_time(incident.milestones.get(Milestone.ACKNOWLEDGED), zone),
         )
@@ -110,18 +111,18 @@ def render_incident(
     style = SEVERITY_STYLE[incident.severity]
     console.print(
         f"[bold]{incident.id}[/bold] [{style}]{incident.severity.value}[/] "
-        f"[bold]{incident.status.value}[/bold]  {incident.title}"
+        f"[bold]{incident.status.value}[/bold]  {escape(incident.title)}"
     )
     details = Table.grid(padding=(0, 2))
     details.add_column(style="dim")
     details.add_column()
-    details.add_row("service", incident.service or "-")
-    details.add_row("dedup key", incident.dedup_key or "-")
+    details.add_row("service", escape(incident.service or "-"))
+    details.add_row("dedup key", escape(incident.dedup_key or "-"))
     if incident.closure_reason:
         details.add_row("closed as", incident.closure_reason.value)
     for milestone in Milestone:
         details.add_row(milestone.value, show_time(incident.milestones.get(milestone), zone) or "-")
-    details.add_row("participants", ", ".join(str(a) for a in incident.participants) or "-")
+    details.add_row("participants", escape(", ".join(str(a) for a in incident.participants) or "-"))
     console.print(details)
 
     table = Table(title="Timeline", title_justify="left")
@@ -129,5 +130,11 @@ def render_incident(
         table.add_column(column)
     for event in timeline:
         change = f"{event.field}: {event.old or '∅'} → {event.new}" if event.field else ""
-        table.add_row(show_time(event.at, zone), str(event.actor), event.kind, change, event.text)
+        table.add_row(
+            show_time(event.at, zone),
+            escape(str(event.actor)),
+            event.kind,
+            escape(change),
+            escape(event.text),
+        )
     console.print(table)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from typing import TypeVar
 
 import sqlite_utils
 
-from incidents.errors import SchemaTooNewError, StoreError, StoreLockedError
+from incidents.errors import StoreError, StoreLockedError
 from incidents.schema import MIGRATIONS, check_schema_version
 
 T = TypeVar("T")
@@ -84,7 +85,7 @@ class Database:
         return self._db
 
     def _connect(self) -> None:
-        if self.path.parent and not self.path.parent.exists():
+        if not self.path.parent.exists():
             raise StoreError(
                 f"{self.path}: directory {self.path.parent} does not exist; create it "
                 "or change storage.path"
@@ -93,13 +94,15 @@ class Database:
             str(self.path), timeout=self.busy_timeout, isolation_level=None
         )
         db = sqlite_utils.Database(connection, execute_plugins=False)
+        deadline = time.monotonic() + self.busy_timeout
         try:
-            check_schema_version(db, self.path)
-            db.execute("PRAGMA journal_mode=WAL")
+            # Read-only first: a newer file must not even be switched to WAL.
+            _retry_while_busy(deadline, lambda: check_schema_version(db, self.path))
+            _retry_while_busy(deadline, lambda: db.execute("PRAGMA journal_mode=WAL"))
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA synchronous=NORMAL")
-            MIGRATIONS.apply(db)
-        except (SchemaTooNewError, sqlite3.Error):
+            _retry_while_busy(deadline, lambda: _migrate(db, self.path))
+        except BaseException:
             connection.close()
             raise
         self._db = db
@@ -108,6 +111,26 @@ class Database:
         if self._db is not None:
             self._db.conn.close()
             self._db = None
+
+
+def _migrate(db: sqlite_utils.Database, path: Path) -> None:
+    """Check and migrate under the write lock, so processes opening a new file take turns."""
+    with write_transaction(db):
+        check_schema_version(db, path)
+        MIGRATIONS.apply(db)
+
+
+def _retry_while_busy(deadline: float, step: Callable[[], object]) -> None:
+    """SQLite answers some lock conflicts at once rather than waiting: wait here instead."""
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as error:
+            busy = "locked" in str(error) or "busy" in str(error)
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlite_utils
@@ -19,6 +19,7 @@ import sqlite_utils
 from incidents.database import Database, write_transaction
 from incidents.errors import IncidentError, IncidentNotFoundError
 from incidents.model import (
+    ACTIVE_STATUSES,
     Actor,
     ClosureReason,
     Incident,
@@ -49,7 +50,8 @@ class DuplicateActiveIncident(IncidentError):
 
 
 def encode_time(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
+    """Stored as UTC ISO 8601, so text order is time order in SQL too."""
+    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
 def decode_time(text: str | None) -> datetime | None:
@@ -71,10 +73,11 @@ class IncidentRecords:
         return self._incident(rows[0])
 
     def active_by_key(self, dedup_key: str) -> Incident | None:
+        active = sorted(status.value for status in ACTIVE_STATUSES)
         rows = self._db.query(
             "SELECT * FROM incidents WHERE dedup_key = ? "
-            "AND status IN ('open', 'acknowledged', 'mitigated')",
-            [dedup_key],
+            f"AND status IN ({', '.join('?' * len(active))})",
+            [dedup_key, *active],
         )
         return next((self._incident(row) for row in rows), None)
 

@@ -166,3 +166,30 @@ def test_tocsin_config_environment_variable(
     monkeypatch.setenv("TOCSIN_CONFIG", str(config))
     assert run(capsys, "incidents", "declare", "Via env", "--severity", "P3")[0] == 0
     assert [i["title"] for i in run_json(capsys, "incidents", "list")] == ["Via env"]
+
+
+def test_titles_are_shown_as_written_never_as_markup(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    title = "Checkout [/] broken [bold]x[/bold]"
+    c = str(config)
+    assert run(capsys, "incidents", "declare", title, "--severity", "P2", "-c", c)[0] == 0
+    run(capsys, "incidents", "note", "INC-1", "[red]plain[/red]", "-c", c)
+    code, out, err = run(capsys, "incidents", "show", "INC-1", "-c", c)
+    assert (code, err) == (0, "")
+    assert title in out
+    assert "[red]plain[/red]" in out
+    code, out, _ = run(capsys, "run", "-c", c)
+    assert code == 0
+    assert "[/]" in out
+
+
+@pytest.mark.parametrize("limit", ["0", "-3", "many"])
+def test_limit_must_be_positive(
+    config: Path, capsys: pytest.CaptureFixture[str], limit: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["incidents", "list", "--limit", limit, "-c", str(config)])
+    assert exited.value.code == 2
+    assert "is not a positive whole number" in capsys.readouterr().err

@@ -6,13 +6,14 @@ import asyncio
 import hashlib
 import sqlite3
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from incidents.database import Database
 from incidents.errors import SchemaTooNewError, StoreError, StoreLockedError
-from incidents.model import Severity
+from incidents.model import Milestone, Severity
 from incidents.service import IncidentService
 from incidents.store import IncidentStore
 from tests.conftest import ALICE
@@ -140,3 +141,24 @@ async def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
 async def test_missing_directory_is_named(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"does not exist; create it or change storage\.path"):
         await Database.open(tmp_path / "nowhere" / "tocsin.db")
+
+
+async def test_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """Each Database has its own connection and thread, as separate processes would."""
+    for attempt in range(5):
+        path = tmp_path / f"fresh-{attempt}.db"
+        opened = await asyncio.gather(*(Database.open(path) for _ in range(8)))
+        for database in opened:
+            await database.close()
+        with sqlite3.connect(path) as raw:
+            assert raw.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone() == (1,)
+
+
+async def test_times_are_stored_in_utc(service: IncidentService, db_path: Path) -> None:
+    incident = await service.declare("Import failed", Severity.P1, ALICE)
+    started = datetime(2026, 11, 23, 5, 30, tzinfo=timezone(timedelta(hours=-3)))
+    await service.set_started(incident.id, started, ALICE)
+    with sqlite3.connect(db_path) as raw:
+        stored = raw.execute("SELECT started_at FROM incidents").fetchone()[0]
+    assert stored == "2026-11-23T08:30:00+00:00"
+    assert (await service.get(incident.id)).milestones[Milestone.STARTED] == started
