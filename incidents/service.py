@@ -28,7 +28,6 @@ from incidents.model import (
 )
 from incidents.store import (
     MILESTONE_COLUMNS,
-    DuplicateActiveIncident,
     IncidentRecords,
     IncidentStore,
     NewIncident,
@@ -103,24 +102,21 @@ class IncidentService:
         def work(records: IncidentRecords) -> Opened:
             existing = records.active_by_key(signal.dedup_key)
             if existing is None:
-                try:
-                    number = records.insert(draft, Status.OPEN, now)
-                except DuplicateActiveIncident:
-                    existing = records.active_by_key(signal.dedup_key)
-                    assert existing is not None
-                else:
-                    records.append(
-                        TimelineEvent(
-                            number,
-                            now,
-                            signal.actor,
-                            "opened",
-                            text=signal.reason,
-                            field="severity",
-                            new=signal.severity.value,
-                        )
+                # The write lock is held (BEGIN IMMEDIATE), so nobody can insert between the
+                # lookup and this insert; the partial unique index still refuses it if so.
+                number = records.insert(draft, Status.OPEN, now)
+                records.append(
+                    TimelineEvent(
+                        number,
+                        now,
+                        signal.actor,
+                        "opened",
+                        text=signal.reason,
+                        field="severity",
+                        new=signal.severity.value,
                     )
-                    return Opened(records.get(number), created=True)
+                )
+                return Opened(records.get(number), created=True)
             if signal.severity.rank < existing.severity.rank:
                 self._record_severity(
                     records, existing, signal.severity, signal.actor, now, signal.reason

@@ -426,3 +426,22 @@ def test_container_commands_and_literal_braces(run: str, accepted: bool) -> None
         assert load(text).config.commands["kill-query"].run[-1] == "{pid}"
     else:
         assert any("interpreter" in p or "code evaluation" in p for p in problems(text))
+
+
+def test_zero_response_time_is_kept() -> None:
+    config = load(MINIMAL + "severities: {P1: {name: Urgent, respond_within: 0m}}\n").config
+    assert config.severities[Severity.P1].response_time == timedelta(0)
+
+
+def test_maintenance_start_and_end_agree_on_time_zones() -> None:
+    base = MINIMAL + "probes: [{id: shop-home, kind: http}]\n"
+    [problem] = problems(
+        base + "maintenance: [{probes: [shop-home], start: 2026-12-01T02:00:00, "
+        "end: 2026-12-01T03:00:00Z, reason: x}]\n"
+    )
+    assert "both with a UTC offset" in problem
+    naive = load(
+        base + "maintenance: [{probes: [shop-home], start: 2026-12-01T02:00:00, "
+        "end: 2026-12-01T03:00:00, reason: x}]\n"
+    )
+    assert naive.config.maintenance[0].end is not None

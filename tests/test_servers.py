@@ -13,8 +13,10 @@ import asyncssh
 import pytest
 import redis.asyncio
 
+from tests.servers.fixtures import missing_binary
 from tests.servers.mariadb import MariaDBServer
 from tests.servers.nginx import INDEX_TEXT, NginxServer
+from tests.servers.process import MissingBinaryError
 from tests.servers.redis import RedisServer
 from tests.servers.sshd import SSHServer, known_hosts_line
 
@@ -90,3 +92,16 @@ async def test_nginx_serves_shop_and_error(nginx_server: NginxServer) -> None:
             assert INDEX_TEXT in await response.text()
         async with session.get(nginx_server.url("/error")) as response:
             assert response.status == 500
+
+
+def test_missing_server_fails_under_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CI must never go green by skipping a real-server test."""
+    missing = MissingBinaryError("mariadbd", "mariadb-server")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y mariadb-server"):
+        missing_binary(missing)
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y mariadb-server"):
+        missing_binary(missing)

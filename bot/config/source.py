@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from bot.config.problems import ConfigError, ConfigProblem, KeyPath, format_path
+from bot.config.problems import ConfigError, ConfigProblem, KeyPath
 
 
 @dataclass
@@ -88,6 +88,3 @@ def _walk(node: yaml.Node, path: KeyPath, source: Source, problems: list[ConfigP
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, (*path, index), source, problems)
-
-
-__all__ = ["Source", "format_path", "parse_source", "read_source"]
