@@ -19,14 +19,15 @@ COPY probes ./probes
 RUN /opt/tocsin/bin/pip install .
 
 FROM python:3.11-slim
-RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/tocsin --shell /usr/sbin/nologin tocsin \
+RUN groupadd --system --gid 10001 tocsin \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/tocsin --shell /usr/sbin/nologin tocsin \
  && install -d -o tocsin -g tocsin -m 0750 /var/lib/tocsin \
  && install -d -m 0755 /etc/tocsin
 COPY --from=build /opt/tocsin /opt/tocsin
 ENV PATH=/opt/tocsin/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     TOCSIN_CONFIG=/etc/tocsin/tocsin.yml
-USER tocsin
+USER 10001:10001
 WORKDIR /var/lib/tocsin
 VOLUME ["/var/lib/tocsin"]
 ENTRYPOINT ["tocsin"]
