@@ -73,6 +73,8 @@ class Database:
                     "other process writing to it"
                 ) from error
             raise StoreError(f"{self.path}: {text}") from error
+        except sqlite3.IntegrityError as error:
+            raise StoreError(f"{self.path}: the database refused the change: {error}") from error
         except sqlite3.DatabaseError as error:
             raise StoreError(
                 f"{self.path}: not a usable tocsin database ({error}); "

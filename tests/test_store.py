@@ -162,3 +162,8 @@ async def test_times_are_stored_in_utc(service: IncidentService, db_path: Path) 
         stored = raw.execute("SELECT started_at FROM incidents").fetchone()[0]
     assert stored == "2026-11-23T08:30:00+00:00"
     assert (await service.get(incident.id)).milestones[Milestone.STARTED] == started
+
+
+async def test_a_refused_write_is_reported_as_such(database: Database) -> None:
+    with pytest.raises(StoreError, match=r"the database refused the change: .*append-only"):
+        await database.run(lambda db: db.execute("DELETE FROM timeline"))
