@@ -164,6 +164,9 @@ async def test_times_are_stored_in_utc(service: IncidentService, db_path: Path) 
     assert (await service.get(incident.id)).milestones[Milestone.STARTED] == started
 
 
-async def test_a_refused_write_is_reported_as_such(database: Database) -> None:
+async def test_a_refused_write_is_reported_as_such(
+    database: Database, service: IncidentService
+) -> None:
+    await service.declare("Audit me", Severity.P2, ALICE)
     with pytest.raises(StoreError, match=r"the database refused the change: .*append-only"):
         await database.run(lambda db: db.execute("DELETE FROM timeline"))
