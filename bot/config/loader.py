@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from bot.config import command_settings, fields, model, probe_settings
 from bot.config.model import TocsinConfig
 from bot.config.probe_settings import probe_key_problems
 from bot.config.problems import ConfigError, ConfigProblem, problems_from_validation
@@ -41,17 +40,19 @@ def _validate(source: Source) -> LoadedConfig:
         raise ConfigError(
             [ConfigProblem((), f"{source.path}: the top level must be a mapping of keys")]
         )
-    problems = source.problems + secret_problems(source.data)
+    secrets = secret_problems(source.data)
+    problems = source.problems + secrets
     problems += probe_key_problems(source.data)
     problems += reference_problems(source.data)
     try:
         config = TocsinConfig.model_validate(source.data)
     except ValidationError as error:
-        reported = {problem.path for problem in problems}
+        # A secret under an `*_env` key fails the schema too; say it once, as a secret.
+        secret_paths = {problem.path for problem in secrets}
         problems += [
             problem
             for problem in problems_from_validation(error, _field_names())
-            if problem.path not in reported or not problem.path
+            if problem.path not in secret_paths
         ]
         raise ConfigError(problems, source) from None
     if problems:
@@ -62,9 +63,8 @@ def _validate(source: Source) -> LoadedConfig:
 
 def _field_names() -> set[str]:
     """Every key the schema knows, for 'did you mean' hints."""
-    names: set[str] = set()
-    for module in (model, fields, probe_settings, command_settings):
-        for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, BaseModel):
-                names.update(value.model_fields)
+    schema = TocsinConfig.model_json_schema()
+    names = set(schema["properties"])
+    for definition in schema.get("$defs", {}).values():
+        names.update(definition.get("properties", {}))
     return names
