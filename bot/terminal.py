@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot.config import LoadedConfig
-from bot.config.durations import format_duration
+from probes.durations import format_duration
 from commands.catalogue import RiskTier
 from incidents.model import Incident, Milestone, Severity, TimelineEvent
 

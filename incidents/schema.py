@@ -100,6 +100,70 @@ def create_incidents(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration("0002_probes")
+def create_probe_tables(db: sqlite_utils.Database) -> None:
+    """Detection state, recent results, state changes, incident membership and heartbeats."""
+    db.execute(
+        """
+        CREATE TABLE probe_states (
+            probe_id TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE probe_samples (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            probe_id TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('ok', 'fail', 'error')),
+            duration_ms REAL NOT NULL,
+            reason TEXT NOT NULL,
+            measurements TEXT NOT NULL DEFAULT '[]',
+            evidence TEXT NOT NULL DEFAULT '[]'
+        )
+        """
+    )
+    db.execute("CREATE INDEX probe_samples_by_probe ON probe_samples (probe_id, id)")
+    db.execute(
+        """
+        CREATE TABLE probe_changes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            probe_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            old TEXT NOT NULL,
+            new TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute("CREATE INDEX probe_changes_by_probe ON probe_changes (probe_id, id)")
+    db.execute(
+        """
+        CREATE TABLE incident_probes (
+            incident_number INTEGER NOT NULL REFERENCES incidents (number),
+            probe_id TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('member', 'symptom')),
+            joined_at TEXT NOT NULL,
+            recovered_at TEXT,
+            reason TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (incident_number, probe_id)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE heartbeats (
+            probe_id TEXT PRIMARY KEY,
+            last_ping TEXT,
+            failed_at TEXT
+        )
+        """
+    )
+
+
 def check_schema_version(db: sqlite_utils.Database, path: Path) -> None:
     """Refuse, without writing, a file migrated by a newer tocsin."""
     unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in SCHEMA_VERSIONS]

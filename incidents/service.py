@@ -208,6 +208,17 @@ class IncidentService:
 
         return await self._store.write(work)
 
+    async def record_event(self, incident_id: str, actor: Actor, kind: str, text: str) -> None:
+        """Append a system event (a probe joined, recovered, started flapping) to the timeline."""
+        number = parse_incident_id(incident_id)
+        now = self._clock.now()
+
+        def work(records: IncidentRecords) -> None:
+            records.get(number)
+            records.append(TimelineEvent(number, now, actor, kind, text=text[:MAX_NOTE]))
+
+        await self._store.write(work)
+
     async def attach_thread(self, incident_id: str, channel: str, thread_ts: str) -> Incident:
         """Remember where the incident's Slack card lives (set once Slack answers)."""
         number = parse_incident_id(incident_id)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.config import ConfigError, LoadedConfig, TocsinConfig, load_config_text
-from bot.config.durations import format_duration, parse_duration, parse_size
+from probes.durations import format_duration, parse_duration, parse_size
 from incidents.model import Severity
 
 MINIMAL = 'slack: {channel: "#ops-incidents"}\n'

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
-from bot.config.durations import ByteSize, Duration
+from probes.durations import ByteSize, Duration
 from bot.config.fields import SlackTarget, Strict
 from commands.catalogue import PARAM_NAME, RiskTier, pattern_problems, template_problems
 

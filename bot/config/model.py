@@ -15,7 +15,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, field_validator, model_validator
 
 from bot.config.command_settings import ApprovalPolicy, CommandSettings
-from bot.config.durations import Duration, format_duration
+from probes.durations import Duration, format_duration
 from bot.config.fields import EnvName, SlackChannel, SlackTarget, Slug, Strict
 from bot.config.probe_settings import ProbeSettings
 from commands.catalogue import RiskTier

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot.config.durations import Duration, format_duration
+from probes.durations import Duration, format_duration
 from bot.config.fields import Slug
 from bot.config.problems import ConfigProblem, suggest
 from incidents.model import Severity

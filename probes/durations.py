@@ -1,4 +1,7 @@
-"""Durations and sizes as people write them in tocsin.yml: `30s`, `5m`, `1h30m`, `64KiB`."""
+"""Durations and sizes as people write them in tocsin.yml: `30s`, `5m`, `1h30m`, `64KiB`.
+
+They live in the lowest layer because probe settings, detection and the config all use them.
+"""
 
 import re
 from datetime import timedelta

@@ -1,0 +1,404 @@
+"""Detection: probe results in, incidents opened, joined and resolved out.
+
+The hot path (`observe`) is in-memory arithmetic on the probe's state; only a
+change of verdict touches the incident service. Verdict changes run under one
+lock so that a storm of simultaneous failures cannot open two incidents for
+one group. `tick()` (about once a second) opens groups whose `group_wait` has
+passed and re-checks probes held back by a maintenance window or a failing
+parent, so a window's end or a parent's incident takes effect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from incidents.clock import Clock
+from incidents.detection_rules import DetectionSettings, ProbeRule
+from incidents.errors import IncidentError
+from incidents.maintenance import MaintenanceCalendar, NoMaintenance
+from incidents.model import ACTIVE_STATUSES, Actor, Severity, Signal, Source, format_incident_id
+from incidents.probe_journal import ProbeJournal, StateChange
+from incidents.probe_state import Health, ProbeState
+from incidents.service import IncidentService
+from probes.result import ProbeResult, Status
+
+log = logging.getLogger(__name__)
+
+DETECTOR = Actor(Source.PROBE, "detection", "tocsin detection")
+REFRESH_EVERY = timedelta(seconds=10)
+
+
+@dataclass
+class PendingGroup:
+    deadline: datetime
+    members: list[str] = field(default_factory=list)
+
+
+class Detection:
+    def __init__(
+        self,
+        rules: Iterable[ProbeRule],
+        service: IncidentService,
+        journal: ProbeJournal,
+        clock: Clock,
+        settings: DetectionSettings | None = None,
+        maintenance: MaintenanceCalendar | None = None,
+    ) -> None:
+        self.rules = {rule.probe_id: rule for rule in rules}
+        self.settings = settings or DetectionSettings()
+        self._service = service
+        self._journal = journal
+        self._clock = clock
+        self._maintenance = maintenance or NoMaintenance()
+        self.states: dict[str, ProbeState] = {p: ProbeState(p) for p in self.rules}
+        self._pending: dict[str, PendingGroup] = {}
+        self._group_incident: dict[str, int] = {}
+        self._severity: dict[int, Severity] = {}
+        self._held: set[str] = set()  # threshold met, held back by maintenance or a parent
+        self._lock = asyncio.Lock()
+        self._refreshed: datetime | None = None
+
+    async def restore(self) -> None:
+        """Resume streaks and incident links saved before a restart."""
+        saved = await self._journal.load_states()
+        for probe_id, state in saved.items():
+            if probe_id in self.rules:
+                self.states[probe_id] = state
+        await self._refresh_incidents(force=True)
+        now = self._clock.now()
+        for probe_id, state in self.states.items():
+            if state.firing and state.incident is None:
+                self._add_pending(probe_id, now)
+            elif state.health in (Health.PENDING, Health.SUPPRESSED):
+                self._held.add(probe_id)
+
+    async def observe(self, result: ProbeResult) -> None:
+        rule = self.rules[result.probe_id]
+        state = self.states[result.probe_id]
+        state.add(result, rule, self.settings.history)
+        self._journal.sample(result)
+        flap = state.update_flapping(self.settings)
+        if flap is not None or self._needs_decision(rule, state, result):
+            async with self._lock:
+                await self._decide(rule, state, result, flap)
+        elif not state.firing and state.health not in (Health.PENDING, Health.SUPPRESSED):
+            self._set_health(state, _quiet_health(result))
+        self._journal.state(state)
+
+    def mark_stale(self, probe_id: str, reason: str) -> None:
+        """A run was late or skipped: count it so it cannot vanish silently."""
+        state = self.states[probe_id]
+        state.stale_runs += 1
+        state.stale = True
+        state.note = reason
+        self._journal.state(state)
+
+    async def tick(self) -> None:
+        now = self._clock.now()
+        async with self._lock:
+            await self._refresh_incidents()
+            for group in [g for g, p in self._pending.items() if p.deadline <= now]:
+                await self._open_group(group)
+            for probe_id in sorted(self._held):
+                await self._retry_held(probe_id, now)
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def _needs_decision(self, rule: ProbeRule, state: ProbeState, result: ProbeResult) -> bool:
+        if result.status is Status.ERROR:
+            return False
+        if state.firing:
+            return state.meets_recover(rule) or (
+                result.status is Status.FAIL
+                and state.incident is not None
+                and state.severity is not None
+                and state.severity.rank < self._severity.get(state.incident, state.severity).rank
+            )
+        return result.status is Status.FAIL and state.meets_open(rule)
+
+    async def _decide(
+        self, rule: ProbeRule, state: ProbeState, result: ProbeResult, flap: bool | None
+    ) -> None:
+        now = self._clock.now()
+        if flap is not None and state.incident is not None:
+            words = "started flapping" if flap else "stopped flapping"
+            percent = state.flap_percent(self.settings)
+            await self._event(
+                state.incident,
+                "flapping",
+                f"{rule.probe_id} {words} ({percent:.0f}% state changes)",
+            )
+        if state.firing:
+            if state.meets_recover(rule) and not state.flapping:
+                await self._recover(rule, state, now)
+            elif state.incident is not None and state.severity is not None:
+                await self._raise_severity(state.incident, state.severity, state.severity_reason)
+            return
+        flapping_now = flap is True
+        if flapping_now or (result.status is Status.FAIL and state.meets_open(rule)):
+            why = (
+                f"flapping: {state.flap_percent(self.settings):.0f}% state changes in the last "
+                f"{len(state.recent)} results"
+                if flapping_now and not state.meets_open(rule)
+                else result.reason
+            )
+            await self._fire(rule, state, now, why)
+
+    async def _fire(self, rule: ProbeRule, state: ProbeState, now: datetime, why: str) -> None:
+        """The threshold is met: suppress, attach as a symptom, hold, join or start a group."""
+        window = self._maintenance.window_for(rule.probe_id, now)
+        if window is not None:
+            self._hold(
+                state,
+                Health.SUPPRESSED,
+                f"maintenance until {window.ends_at.isoformat()}: {window.reason}",
+            )
+            return
+        parent = self._parent_incident(rule)
+        if parent is not None:
+            state.firing, state.incident, state.role = True, parent, "symptom"
+            state.detected_at = state.detected_at or now
+            self._held.discard(rule.probe_id)
+            self._set_health(state, Health.SYMPTOM, f"symptom of {format_incident_id(parent)}")
+            await self._journal.join(parent, rule.probe_id, "symptom", now, why)
+            await self._event(parent, "symptom", f"{rule.probe_id} failing: {why}")
+            return
+        failing_parent = self._failing_parent(rule)
+        if failing_parent is not None:
+            self._hold(state, Health.PENDING, f"waiting for parent {failing_parent}")
+            return
+        self._held.discard(rule.probe_id)
+        state.firing = True
+        state.detected_at = state.detected_at or now
+        state.note = why
+        group = rule.group_key
+        number = self._group_incident.get(group)
+        if number is not None:
+            await self._join(number, rule, state, now, why)
+            return
+        self._add_pending(rule.probe_id, now)
+        self._set_health(state, Health.PENDING, f"grouping for {self.settings.group_wait}")
+        if self.settings.group_wait <= timedelta(0):
+            await self._open_group(group)
+
+    def _add_pending(self, probe_id: str, now: datetime) -> None:
+        group = self.rules[probe_id].group_key
+        pending = self._pending.setdefault(group, PendingGroup(now + self.settings.group_wait))
+        if probe_id not in pending.members:
+            pending.members.append(probe_id)
+
+    async def _open_group(self, group: str) -> None:
+        pending = self._pending.pop(group)
+        members = [
+            p for p in pending.members if self.states[p].firing and self.states[p].incident is None
+        ]
+        if not members:
+            return
+        states = [self.states[p] for p in members]
+        severity = min(
+            (s.severity or self.rules[s.probe_id].severity for s in states), key=lambda v: v.rank
+        )
+        first = self.rules[members[0]]
+        if len(members) == 1:
+            title = f"{first.probe_id} failing: {states[0].last_reason}"
+        else:
+            title = (
+                f"{first.service or group}: {len(members)} probes failing ({', '.join(members)})"
+            )
+        now = self._clock.now()
+        reasons = "; ".join(f"{p}: {self.states[p].last_reason}" for p in members)
+        signal = Signal(
+            dedup_key=f"probes:{group}",
+            title=title[:200],
+            severity=severity,
+            service=first.service,
+            started_at=min(s.failing_since or now for s in states),
+            detected_at=min(s.detected_at or now for s in states),
+            actor=DETECTOR,
+            reason=reasons[:3000],
+        )
+        opened = await self._service.open_or_update(signal)
+        number = opened.incident.number
+        self._group_incident[group] = number
+        self._severity[number] = opened.incident.severity
+        for probe_id, state in zip(members, states, strict=True):
+            state.incident, state.role = number, "member"
+            self._set_health(state, Health.FIRING, format_incident_id(number))
+            await self._journal.join(number, probe_id, "member", now, state.last_reason)
+            if not opened.created:
+                await self._event(number, "joined", f"{probe_id} failing: {state.last_reason}")
+            if state.flapping:
+                percent = state.flap_percent(self.settings)
+                await self._event(
+                    number, "flapping", f"{probe_id} is flapping ({percent:.0f}% state changes)"
+                )
+            self._journal.state(state)
+        if opened.created:
+            log.warning("opened %s [%s] %s", opened.incident.id, severity.value, title)
+
+    async def _join(
+        self, number: int, rule: ProbeRule, state: ProbeState, now: datetime, why: str
+    ) -> None:
+        state.incident, state.role = number, "member"
+        self._set_health(state, Health.FIRING, format_incident_id(number))
+        await self._journal.join(number, rule.probe_id, "member", now, why)
+        await self._event(number, "joined", f"{rule.probe_id} failing: {why}")
+        if state.severity is not None:
+            await self._raise_severity(
+                number,
+                state.severity,
+                state.severity_reason or f"{rule.probe_id} is {state.severity.value}",
+            )
+
+    async def _recover(self, rule: ProbeRule, state: ProbeState, now: datetime) -> None:
+        number, role = state.incident, state.role
+        state.clear_episode()
+        self._set_health(state, Health.OK, "recovered")
+        for pending in self._pending.values():
+            if rule.probe_id in pending.members:
+                pending.members.remove(rule.probe_id)
+        if number is None:
+            return
+        await self._journal.recovered(number, rule.probe_id, now)
+        kind = "symptom_recovered" if role == "symptom" else "recovered"
+        await self._event(number, kind, f"{rule.probe_id} recovered: {state.last_reason}")
+        if role != "member":
+            return
+        still = [
+            p
+            for p, s in self.states.items()
+            if s.incident == number and s.role == "member" and s.firing
+        ]
+        if still:
+            return
+        try:
+            await self._service.resolve(
+                format_incident_id(number), DETECTOR, "all probes recovered"
+            )
+        except IncidentError as error:
+            log.info("not resolving %s: %s", format_incident_id(number), error)
+        self._forget_incident(number)
+
+    async def _raise_severity(self, number: int, severity: Severity, why: str) -> None:
+        current = self._severity.get(number)
+        if current is not None and severity.rank >= current.rank:
+            return
+        try:
+            incident = await self._service.change_severity(
+                format_incident_id(number), severity, DETECTOR, why
+            )
+            self._severity[number] = incident.severity
+        except IncidentError as error:
+            log.info("severity of %s unchanged: %s", format_incident_id(number), error)
+
+    async def _retry_held(self, probe_id: str, now: datetime) -> None:
+        rule, state = self.rules[probe_id], self.states[probe_id]
+        if state.firing or not state.meets_open(rule):
+            self._held.discard(probe_id)
+            if not state.firing:
+                self._set_health(
+                    state,
+                    Health.OK if state.last_status is Status.OK else Health.FAILING,
+                    "recovered while held",
+                )
+            return
+        await self._fire(rule, state, now, state.last_reason)
+        self._journal.state(state)
+
+    def _hold(self, state: ProbeState, health: Health, note: str) -> None:
+        self._held.add(state.probe_id)
+        self._set_health(state, health, note)
+
+    # -- dependencies and incidents ------------------------------------------------------
+
+    def _ancestors(self, rule: ProbeRule) -> list[str]:
+        seen: list[str] = []
+        todo = list(rule.depends_on)
+        while todo:
+            parent = todo.pop(0)
+            if parent in seen or parent not in self.rules:
+                continue
+            seen.append(parent)
+            todo.extend(self.rules[parent].depends_on)
+        return seen
+
+    def _parent_incident(self, rule: ProbeRule) -> int | None:
+        for parent in self._ancestors(rule):
+            state = self.states[parent]
+            if state.firing and state.incident is not None and state.role == "member":
+                return state.incident
+        return None
+
+    def _failing_parent(self, rule: ProbeRule) -> str | None:
+        for parent in self._ancestors(rule):
+            state = self.states[parent]
+            if state.firing or state.last_status is Status.FAIL:
+                return parent
+        return None
+
+    async def _refresh_incidents(self, *, force: bool = False) -> None:
+        """Notice incidents a person resolved or closed, so their probes can page again."""
+        now = self._clock.now()
+        if not force and self._refreshed is not None and now - self._refreshed < REFRESH_EVERY:
+            return
+        self._refreshed = now
+        linked = {s.incident for s in self.states.values() if s.incident is not None}
+        if not linked:
+            return
+        active = {
+            i.number: i for i in await self._service.list_incidents(ACTIVE_STATUSES, limit=10_000)
+        }
+        for number in linked:
+            if number in active:
+                self._severity[number] = active[number].severity
+                for state in self.states.values():
+                    if state.incident == number and state.role == "member":
+                        self._group_incident[self.rules[state.probe_id].group_key] = number
+                continue
+            self._forget_incident(number)
+            for state in self.states.values():
+                if state.incident == number:
+                    state.clear_episode()
+                    self._set_health(
+                        state,
+                        Health.FAILING if state.last_status is Status.FAIL else Health.OK,
+                        f"{format_incident_id(number)} ended",
+                    )
+                    self._journal.state(state)
+
+    def _forget_incident(self, number: int) -> None:
+        self._severity.pop(number, None)
+        for group, linked in list(self._group_incident.items()):
+            if linked == number:
+                del self._group_incident[group]
+
+    async def _event(self, number: int, kind: str, text: str) -> None:
+        try:
+            await self._service.record_event(format_incident_id(number), DETECTOR, kind, text)
+        except IncidentError as error:
+            log.info("timeline of %s not updated: %s", format_incident_id(number), error)
+
+    def _set_health(self, state: ProbeState, health: Health, note: str = "") -> None:
+        if state.health is not health:
+            self._journal.change(
+                StateChange(
+                    state.probe_id,
+                    self._clock.now(),
+                    state.health.value,
+                    health.value,
+                    note or state.last_reason,
+                )
+            )
+            state.health = health
+        if note:
+            state.note = note
+
+
+def _quiet_health(result: ProbeResult) -> Health:
+    if result.status is Status.ERROR:
+        return Health.ERROR
+    return Health.FAILING if result.status is Status.FAIL else Health.OK
