@@ -8,21 +8,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
 
 from bot.cli_incidents import add_incident_commands
 from bot.cli_options import common_options, config_path
+from bot.cli_probe import add_probe_command
 from bot.config import ConfigError, TocsinConfig, load_config
+from bot.config.loader import LoadedConfig
 from bot.main import open_tocsin
+from bot.runtime import running_engine
 from bot.terminal import render_check, render_incident_table
 from commands.errors import CommandError
+from incidents.clock import SystemClock
 from incidents.errors import IncidentError
 from incidents.model import ACTIVE_STATUSES
+from probes.durations import parse_duration
 from probes.errors import ProbeConfigError
 
 Handler = Callable[[argparse.Namespace, Console], int]
@@ -47,10 +57,26 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(handler=run_schema)
 
     run = commands.add_parser("run", parents=[common], help="start tocsin")
+    run.add_argument(
+        "--for",
+        dest="duration",
+        type=duration_argument,
+        default=None,
+        metavar="DURATION",
+        help="stop after this long (e.g. 30s); default: until SIGTERM or Ctrl-C",
+    )
     run.set_defaults(handler=run_main_job)
 
+    add_probe_command(commands, common)
     add_incident_commands(commands, common)
     return parser
+
+
+def duration_argument(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,22 +112,38 @@ def run_schema(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_main_job(args: argparse.Namespace, console: Console) -> int:
-    """Validate, open (and migrate) the store, and report what is active.
+    """Check the file, open the store, then probe and detect until SIGTERM or Ctrl-C.
 
-    Probing, Slack and escalation join this job as they land; until then it
-    is the start-up check an operator runs before going live.
+    Incidents open in the store and are logged; Slack delivery joins this job
+    with the Slack adapter.
     """
     loaded = load_config(config_path(args))
     render_check(console, loaded)
-
-    async def report() -> None:
-        async with open_tocsin(loaded) as tocsin:
-            active = await tocsin.incidents.list_incidents(ACTIVE_STATUSES)
-            console.print(f"Store {tocsin.database.path} is ready.")
-            render_incident_table(console, active, loaded.config.zone)
-
-    asyncio.run(report())
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    duration = args.duration.total_seconds() if args.duration else None
+    asyncio.run(serve(loaded, console, duration))
     return EXIT_OK
+
+
+async def serve(loaded: LoadedConfig, console: Console, duration: float | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with open_tocsin(loaded) as tocsin:
+        active = await tocsin.incidents.list_incidents(ACTIVE_STATUSES)
+        console.print(f"Store {tocsin.database.path} is ready.")
+        render_incident_table(console, active, loaded.config.zone)
+        async with running_engine(tocsin, SystemClock(), os.environ) as engine:
+            console.print(
+                f"Probing {len(engine.planned)} probes; heartbeats at "
+                f"{engine.listener_url}/heartbeat/<probe-id>. Stop with Ctrl-C or SIGTERM."
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), duration)
+        console.print("Stopped: in-flight probes finished, results saved.")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot.config import LoadedConfig
-from probes.durations import format_duration
+from bot.terminal_probes import render_budgets
 from commands.catalogue import RiskTier
 from incidents.model import Incident, Milestone, Severity, TimelineEvent
+from probes.durations import format_duration
 
 SEVERITY_STYLE = {
     Severity.P0: "bold white on red",
@@ -80,6 +81,7 @@ def render_check(console: Console, loaded: LoadedConfig) -> None:
             severity.value, settings.name, format_duration(settings.response_time), policy_text
         )
     console.print(severities)
+    render_budgets(console, config)
     console.print(f"Maintenance windows: {len(config.maintenance)}")
     for warning in loaded.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.config import ConfigError, LoadedConfig, TocsinConfig, load_config_text
-from probes.durations import format_duration, parse_duration, parse_size
 from incidents.model import Severity
+from probes.durations import format_duration, parse_duration, parse_size
 
 MINIMAL = 'slack: {channel: "#ops-incidents"}\n'
 

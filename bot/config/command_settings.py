@@ -7,9 +7,9 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
-from probes.durations import ByteSize, Duration
 from bot.config.fields import SlackTarget, Strict
 from commands.catalogue import PARAM_NAME, RiskTier, pattern_problems, template_problems
+from probes.durations import ByteSize, Duration
 
 
 def _word(value: object) -> object:

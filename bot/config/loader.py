@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bot.config.model import TocsinConfig
-from bot.config.probe_settings import probe_key_problems
+from bot.config.probe_settings import kind_problems
 from bot.config.problems import ConfigError, ConfigProblem, problems_from_validation
 from bot.config.references import approval_warnings, reference_problems
 from bot.config.secrets import secret_problems, unset_variables
@@ -42,7 +42,7 @@ def _validate(source: Source) -> LoadedConfig:
         )
     secrets = secret_problems(source.data)
     problems = source.problems + secrets
-    problems += probe_key_problems(source.data)
+    problems += kind_problems(source.data)
     problems += reference_problems(source.data)
     try:
         config = TocsinConfig.model_validate(source.data)

@@ -15,11 +15,12 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, field_validator, model_validator
 
 from bot.config.command_settings import ApprovalPolicy, CommandSettings
-from probes.durations import Duration, format_duration
 from bot.config.fields import EnvName, SlackChannel, SlackTarget, Slug, Strict
 from bot.config.probe_settings import ProbeSettings
+from bot.config.runtime_settings import DetectionConfig, ListenerConfig, SchedulerConfig
 from commands.catalogue import RiskTier
 from incidents.model import Severity
+from probes.durations import Duration, format_duration
 
 
 class SlackSettings(Strict):
@@ -129,6 +130,9 @@ class TocsinConfig(Strict):
     commands: dict[Slug, CommandSettings] = {}
     approvals: dict[RiskTier, ApprovalPolicy] = {}
     maintenance: list[MaintenanceWindow] = []
+    detection: DetectionConfig = DetectionConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    listener: ListenerConfig = ListenerConfig()
 
     @field_validator("timezone")
     @classmethod

@@ -10,18 +10,23 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from probes.durations import Duration, format_duration
 from bot.config.fields import Slug
-from bot.config.problems import ConfigProblem, suggest
+from bot.config.problems import ConfigProblem, problems_from_validation
 from incidents.model import Severity
-from probes.kinds import PROBE_KINDS
+from probes.durations import Duration, format_duration
+from probes.probe import KindSettings
+from probes.registry import PROBE_CLASSES, kind_settings
 
 DEFAULT_TIMEOUT = timedelta(seconds=10)
+
+
+PROBE_KINDS = tuple(PROBE_CLASSES)
 
 
 def _probe_kind(value: str) -> str:
@@ -35,6 +40,25 @@ ProbeKind = Annotated[
 ]
 
 
+class LadderStep(BaseModel):
+    """`{above: 95, severity: P1}`: a measured value that makes the incident more severe."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    measure: str = Field("value", description="measurement name, e.g. value, ttfb_ms, days_left")
+    above: float | None = None
+    below: float | None = None
+    severity: Severity
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> LadderStep:
+        if (self.above is None) == (self.below is None):
+            raise ValueError(
+                "give exactly one of `above` or `below`, e.g. {above: 95, severity: P1}"
+            )
+        return self
+
+
 class ProbeSettings(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -46,10 +70,14 @@ class ProbeSettings(BaseModel):
     )
     severity: Severity = Severity.P2
     fail_after: int = Field(3, ge=1, le=100)
+    fail_window: int | None = Field(
+        None, ge=1, le=100, description="open on fail_after failures among this many results"
+    )
     recover_after: int = Field(2, ge=1, le=100)
     depends_on: list[str] = []
     remediate: list[str] = []
     labels: dict[str, str] = {}
+    severity_ladder: list[LadderStep] = []
 
     @field_validator("interval")
     @classmethod
@@ -72,10 +100,26 @@ class ProbeSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _default_timeout(self) -> ProbeSettings:
+    def _defaults(self) -> ProbeSettings:
         if self.timeout is None:
             object.__setattr__(self, "timeout", min(DEFAULT_TIMEOUT, self.interval * 0.8))
+        if self.fail_window is None:
+            object.__setattr__(self, "fail_window", self.fail_after)
+        elif self.fail_window < self.fail_after:
+            raise ValueError(
+                f"fail_window ({self.fail_window}) must be at least fail_after "
+                f"({self.fail_after}): it is the n of 'fail_after out of the last n results'"
+            )
         return self
+
+    @property
+    def window(self) -> int:
+        assert self.fail_window is not None
+        return self.fail_window
+
+    def kind_settings(self) -> KindSettings:
+        """The kind-specific keys, typed (already checked by `kind_problems` at load time)."""
+        return kind_settings(self.kind, self.model_extra or {})
 
     @property
     def effective_timeout(self) -> timedelta:
@@ -87,22 +131,32 @@ class ProbeSettings(BaseModel):
         return self.labels.get("service", "")
 
 
-def probe_key_problems(data: dict[str, Any]) -> list[ConfigProblem]:
-    """Probes accept kind-specific keys, so catch near-misses of the common ones (`intervl`).
+def kind_problems(data: dict[str, Any]) -> list[ConfigProblem]:
+    """Check each probe's kind-specific keys against its kind's own settings model.
 
-    Only keys of about the same length count: `severity_ladder` is a key of its
-    own, not a misspelt `severity`.
+    Unknown keys get a hint drawn from the common keys and the kind's keys, so
+    `intervl` and `ulr` are both caught with the right suggestion.
     """
     common = set(ProbeSettings.model_fields)
     probes = data.get("probes")
-    problems = []
+    problems: list[ConfigProblem] = []
     for index, probe in enumerate(probes if isinstance(probes, list) else []):
-        for key in probe if isinstance(probe, dict) else {}:
-            name = str(key)
-            near = [c for c in common if abs(len(c) - len(name)) <= 2]
-            hint = suggest(name, near)
-            if name not in common and hint:
-                problems.append(
-                    ConfigProblem(("probes", index, name), f"unknown key '{name}'{hint}")
-                )
+        if not isinstance(probe, dict) or probe.get("kind") not in PROBE_CLASSES:
+            continue
+        model = PROBE_CLASSES[str(probe["kind"])].settings_model
+        own = {str(k): v for k, v in probe.items() if str(k) not in common}
+        try:
+            model.model_validate(own)
+        except ValidationError as error:
+            names = common | set(model.model_fields) | _nested_names(model)
+            for problem in problems_from_validation(error, names):
+                problems.append(ConfigProblem(("probes", index, *problem.path), problem.message))
     return problems
+
+
+def _nested_names(model: type[BaseModel]) -> set[str]:
+    schema = model.model_json_schema()
+    names: set[str] = set()
+    for definition in schema.get("$defs", {}).values():
+        names.update(definition.get("properties", {}))
+    return names

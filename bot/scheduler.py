@@ -1,0 +1,185 @@
+"""The probe scheduler: APScheduler 3 runs each probe on its interval, visibly.
+
+- First runs are spread over the interval by a hash of the probe id, so a start
+  or restart never fires every probe at once and phases survive restarts.
+- A global cap, per-kind caps and per-kind-per-host caps bound concurrency; a run
+  that cannot get a slot before its next run would be due is skipped as stale.
+- APScheduler drops late and overlapping runs with only an event; those events,
+  and any run that starts late, mark the probe `stale` and are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime, timedelta
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.config.runtime_settings import SchedulerConfig
+from bot.probe_plan import PlannedProbe
+from probes.probe import run_probe
+from probes.result import ProbeResult
+
+log = logging.getLogger(__name__)
+
+ResultSink = Callable[[ProbeResult], Awaitable[None]]
+StaleSink = Callable[[str, str], None]
+
+
+def phase(probe_id: str, interval: float) -> float:
+    """A stable offset in [0, interval): the same probe starts at the same phase."""
+    return (zlib.crc32(probe_id.encode()) / 2**32) * interval
+
+
+def stale_after(interval: float) -> float:
+    """How late a run may start before it counts as stale."""
+    return max(1.0, 0.1 * interval)
+
+
+class Limits:
+    """Semaphores for the global, per-kind and per-kind-per-host caps."""
+
+    def __init__(self, config: SchedulerConfig) -> None:
+        self._config = config
+        self._all = asyncio.Semaphore(config.max_concurrent)
+        self._kinds: dict[str, asyncio.Semaphore] = {}
+        self._hosts: dict[tuple[str, str], asyncio.Semaphore] = {}
+
+    def _semaphores(self, kind: str, host: str) -> Iterator[asyncio.Semaphore]:
+        yield self._all
+        if kind in self._config.max_per_kind:
+            yield self._kinds.setdefault(kind, asyncio.Semaphore(self._config.max_per_kind[kind]))
+        if host and kind in self._config.max_per_host:
+            yield self._hosts.setdefault(
+                (kind, host), asyncio.Semaphore(self._config.max_per_host[kind])
+            )
+
+    @asynccontextmanager
+    async def slot(self, kind: str, host: str, wait: float) -> AsyncIterator[None]:
+        """Hold every cap that applies; TimeoutError if they are not free within `wait`."""
+        async with AsyncExitStack() as stack:
+            async with asyncio.timeout(wait):
+                for semaphore in self._semaphores(kind, host):
+                    await semaphore.acquire()
+                    stack.callback(semaphore.release)
+            yield
+
+
+class ProbeScheduler:
+    def __init__(
+        self,
+        planned: list[PlannedProbe],
+        limits: SchedulerConfig,
+        on_result: ResultSink,
+        on_stale: StaleSink,
+    ) -> None:
+        self._planned = {p.id: p for p in planned}
+        self._limits_config = limits
+        self._on_result = on_result
+        self._on_stale = on_stale
+        self._scheduler: AsyncIOScheduler | None = None
+        self._first: dict[str, float] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self.lateness: deque[float] = deque(maxlen=200_000)
+        self.stale_runs = 0
+        self.runs = 0
+
+    def start(self, extra_jobs: Sequence[tuple[Callable[[], Awaitable[None]], float]] = ()) -> None:
+        """Schedule every probe (must run inside the event loop); `extra_jobs` are tickers."""
+        self._limits = Limits(self._limits_config)
+        scheduler = AsyncIOScheduler()
+        now = time.time()
+        for probe_id, planned in self._planned.items():
+            first = now + phase(probe_id, planned.interval)
+            self._first[probe_id] = first
+            scheduler.add_job(
+                self._run,
+                IntervalTrigger(
+                    seconds=planned.interval,
+                    start_date=datetime.fromtimestamp(first).astimezone(),
+                ),
+                args=[probe_id],
+                id=probe_id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(planned.interval)),
+            )
+        for index, (job, every) in enumerate(extra_jobs):
+            scheduler.add_job(
+                job,
+                IntervalTrigger(seconds=every),
+                id=f"ticker-{index}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        scheduler.add_listener(self._missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        scheduler.start()
+        self._scheduler = scheduler
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop scheduling; let in-flight probes finish or reach their timeout."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace)
+        for planned in self._planned.values():
+            await planned.probe.close()
+
+    async def _run(self, probe_id: str) -> None:
+        planned = self._planned[probe_id]
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            late = (time.time() - self._first[probe_id]) % planned.interval
+            if late > planned.interval - 0.05:
+                late = 0.0  # a hair early by clock granularity, not a full interval late
+            self.lateness.append(late)
+            if late > stale_after(planned.interval):
+                self._stale(probe_id, f"run started {late:.1f}s late")
+            wait = max(planned.interval - planned.timeout - late, 0.001)
+            try:
+                async with self._limits.slot(
+                    planned.settings.kind, planned.probe.target_host, wait
+                ):
+                    result = await run_probe(planned.probe, planned.timeout)
+            except TimeoutError:
+                self._stale(probe_id, f"no free slot within {wait:.1f}s (concurrency caps)")
+                return
+            self.runs += 1
+            await self._on_result(result)
+        except Exception:
+            log.exception("probe %s: result handling failed", probe_id)
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    def _missed(self, event: JobExecutionEvent) -> None:
+        if event.job_id in self._planned:
+            why = "run skipped: the previous run was still going"
+            if event.code == EVENT_JOB_MISSED:
+                why = f"run missed its time ({event.scheduled_run_time:%H:%M:%S})"
+            self._stale(event.job_id, why)
+
+    def _stale(self, probe_id: str, why: str) -> None:
+        self.stale_runs += 1
+        log.warning("probe %s is stale: %s", probe_id, why)
+        self._on_stale(probe_id, why)
+
+
+def lateness_percentile(values: deque[float] | list[float], percent: float) -> timedelta:
+    ordered = sorted(values)
+    if not ordered:
+        return timedelta(0)
+    index = min(len(ordered) - 1, round(percent / 100 * (len(ordered) - 1)))
+    return timedelta(seconds=ordered[index])
