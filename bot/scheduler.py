@@ -4,8 +4,10 @@
   or restart never fires every probe at once and phases survive restarts.
 - A global cap, per-kind caps and per-kind-per-host caps bound concurrency; a run
   that cannot get a slot before its next run would be due is skipped as stale.
-- APScheduler drops late and overlapping runs with only an event; those events,
-  and any run that starts late, mark the probe `stale` and are counted.
+- APScheduler coalesces or drops late and overlapping runs with only an event, so
+  the scheduler keeps each probe's own due time: a run that starts late, or finds
+  that runs were skipped since the one it expected, marks the probe `stale` and
+  is counted.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime, timedelta
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -86,7 +87,7 @@ class ProbeScheduler:
         self._on_result = on_result
         self._on_stale = on_stale
         self._scheduler: AsyncIOScheduler | None = None
-        self._first: dict[str, float] = {}
+        self._due: dict[str, float] = {}
         self._running: set[asyncio.Task[None]] = set()
         self.lateness: deque[float] = deque(maxlen=200_000)
         self.stale_runs = 0
@@ -99,7 +100,7 @@ class ProbeScheduler:
         now = time.time()
         for probe_id, planned in self._planned.items():
             first = now + phase(probe_id, planned.interval)
-            self._first[probe_id] = first
+            self._due[probe_id] = first
             scheduler.add_job(
                 self._run,
                 IntervalTrigger(
@@ -121,7 +122,6 @@ class ProbeScheduler:
                 coalesce=True,
                 misfire_grace_time=None,
             )
-        scheduler.add_listener(self._missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         scheduler.start()
         self._scheduler = scheduler
 
@@ -141,13 +141,8 @@ class ProbeScheduler:
         if task is not None:
             self._running.add(task)
         try:
-            late = (time.time() - self._first[probe_id]) % planned.interval
-            if late > planned.interval - 0.05:
-                late = 0.0  # a hair early by clock granularity, not a full interval late
-            self.lateness.append(late)
-            if late > stale_after(planned.interval):
-                self._stale(probe_id, f"run started {late:.1f}s late")
-            wait = max(planned.interval - planned.timeout - late, 0.001)
+            late = self._lateness(probe_id, planned.interval)
+            wait = max(planned.interval - planned.timeout - late % planned.interval, 0.001)
             try:
                 async with self._limits.slot(
                     planned.settings.kind, planned.probe.target_host, wait
@@ -164,12 +159,18 @@ class ProbeScheduler:
             if task is not None:
                 self._running.discard(task)
 
-    def _missed(self, event: JobExecutionEvent) -> None:
-        if event.job_id in self._planned:
-            why = "run skipped: the previous run was still going"
-            if event.code == EVENT_JOB_MISSED:
-                why = f"run missed its time ({event.scheduled_run_time:%H:%M:%S})"
-            self._stale(event.job_id, why)
+    def _lateness(self, probe_id: str, interval: float) -> float:
+        """Seconds since the run we expected; runs APScheduler coalesced away are counted."""
+        expected = self._due[probe_id]
+        late = max(time.time() - expected, 0.0)
+        skipped = int(late // interval)
+        self._due[probe_id] = expected + (skipped + 1) * interval
+        self.lateness.append(late)
+        if skipped:
+            self._stale(probe_id, f"{skipped} run(s) skipped: the loop was blocked {late:.1f}s")
+        elif late > stale_after(interval):
+            self._stale(probe_id, f"run started {late:.1f}s late")
+        return late
 
     def _stale(self, probe_id: str, why: str) -> None:
         self.stale_runs += 1
