@@ -35,9 +35,35 @@ ResultSink = Callable[[ProbeResult], Awaitable[None]]
 StaleSink = Callable[[str, str], None]
 
 
+PHASE_STEP = 0.05
+
+
 def phase(probe_id: str, interval: float) -> float:
-    """A stable offset in [0, interval): the same probe starts at the same phase."""
-    return (zlib.crc32(probe_id.encode()) / 2**32) * interval
+    """A stable offset in [0, interval): the same probe starts at the same phase.
+
+    Offsets are multiples of 50 ms so that probes sharing a slot share one
+    wake-up of the scheduler, which costs more than the probe bookkeeping.
+    """
+    offset = (zlib.crc32(probe_id.encode()) / 2**32) * interval
+    return min(round(offset / PHASE_STEP) * PHASE_STEP, max(interval - PHASE_STEP, 0.0))
+
+
+class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler 3 is untyped
+    """AsyncIOScheduler without a thread-safe hop per wake-up.
+
+    The stock timer calls `wakeup`, which re-schedules itself through
+    `call_soon_threadsafe` (a self-pipe write and read) on every wake-up; the
+    timer already runs in the loop, so process due jobs directly.
+    """
+
+    def _start_timer(self, wait_seconds: float | None) -> None:
+        self._stop_timer()
+        if wait_seconds is not None:
+            self._timeout = self._eventloop.call_later(wait_seconds, self._wake_in_loop)
+
+    def _wake_in_loop(self) -> None:
+        self._stop_timer()
+        self._start_timer(self._process_jobs())
 
 
 def stale_after(interval: float) -> float:
@@ -88,7 +114,8 @@ class ProbeScheduler:
         self._on_stale = on_stale
         self._scheduler: AsyncIOScheduler | None = None
         self._due: dict[str, float] = {}
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._started: set[str] = set()
         self.lateness: deque[float] = deque(maxlen=200_000)
         self.stale_runs = 0
         self.runs = 0
@@ -96,13 +123,13 @@ class ProbeScheduler:
     def start(self, extra_jobs: Sequence[tuple[Callable[[], Awaitable[None]], float]] = ()) -> None:
         """Schedule every probe (must run inside the event loop); `extra_jobs` are tickers."""
         self._limits = Limits(self._limits_config)
-        scheduler = AsyncIOScheduler()
+        scheduler = LoopScheduler()
         now = time.time()
         for probe_id, planned in self._planned.items():
             first = now + phase(probe_id, planned.interval)
             self._due[probe_id] = first
             scheduler.add_job(
-                self._run,
+                self._launch,
                 IntervalTrigger(
                     seconds=planned.interval,
                     start_date=datetime.fromtimestamp(first).astimezone(),
@@ -115,8 +142,9 @@ class ProbeScheduler:
             )
         for index, (job, every) in enumerate(extra_jobs):
             scheduler.add_job(
-                job,
+                self._launch_ticker,
                 IntervalTrigger(seconds=every),
+                args=[f"ticker-{index}", job],
                 id=f"ticker-{index}",
                 max_instances=1,
                 coalesce=True,
@@ -131,15 +159,40 @@ class ProbeScheduler:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
         if self._running:
-            await asyncio.wait(set(self._running), timeout=grace)
+            await asyncio.wait(set(self._running.values()), timeout=grace)
         for planned in self._planned.values():
             await planned.probe.close()
 
+    async def _launch(self, probe_id: str) -> None:
+        """The APScheduler job: start the run as our own task and return at once.
+
+        APScheduler cancels the jobs it is running when it shuts down; a run in its
+        own task can finish (or time out) during a graceful stop instead.
+        """
+        if probe_id in self._running:
+            self._stale(probe_id, "run skipped: the previous run was still going")
+            return
+        task = asyncio.create_task(self._run(probe_id), name=f"probe {probe_id}")
+        self._running[probe_id] = task
+        task.add_done_callback(lambda _: self._running.pop(probe_id, None))
+
+    async def _launch_ticker(self, name: str, job: Callable[[], Awaitable[None]]) -> None:
+        """Tickers run in their own task too, so a stop lets them finish their write."""
+        if name in self._running:
+            return
+
+        async def tick() -> None:
+            try:
+                await job()
+            except Exception:
+                log.exception("%s failed", name)
+
+        task = asyncio.create_task(tick(), name=name)
+        self._running[name] = task
+        task.add_done_callback(lambda _: self._running.pop(name, None))
+
     async def _run(self, probe_id: str) -> None:
         planned = self._planned[probe_id]
-        task = asyncio.current_task()
-        if task is not None:
-            self._running.add(task)
         try:
             late = self._lateness(probe_id, planned.interval)
             wait = max(planned.interval - planned.timeout - late % planned.interval, 0.001)
@@ -155,14 +208,17 @@ class ProbeScheduler:
             await self._on_result(result)
         except Exception:
             log.exception("probe %s: result handling failed", probe_id)
-        finally:
-            if task is not None:
-                self._running.discard(task)
 
     def _lateness(self, probe_id: str, interval: float) -> float:
         """Seconds since the run we expected; runs APScheduler coalesced away are counted."""
         expected = self._due[probe_id]
         late = max(time.time() - expected, 0.0)
+        if probe_id not in self._started:
+            # The first run may land an interval later when start-up took longer than
+            # the probe's phase; that is APScheduler's first slot, not a skipped run.
+            self._started.add(probe_id)
+            expected += interval * int(late // interval)
+            late -= interval * int(late // interval)
         skipped = int(late // interval)
         self._due[probe_id] = expected + (skipped + 1) * interval
         self.lateness.append(late)

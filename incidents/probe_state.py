@@ -7,7 +7,7 @@ so a restart resumes a streak instead of forgetting or re-paging it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -115,10 +115,11 @@ class ProbeState:
         self.severity, self.severity_reason, self.note = None, "", ""
 
     def to_json(self) -> str:
-        data = asdict(self)
-        for key, value in data.items():
-            if isinstance(value, datetime):
-                data[key] = value.isoformat()
+        """Shallow and by hand: this runs for every sample, `asdict` deep-copies."""
+        data = {name: getattr(self, name) for name in FIELDS}
+        for key in ("failing_since", "detected_at", "last_at"):
+            if data[key] is not None:
+                data[key] = data[key].isoformat()
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
@@ -131,3 +132,6 @@ class ProbeState:
         data["severity"] = Severity(data["severity"]) if data.get("severity") else None
         data["last_status"] = Status(data["last_status"]) if data.get("last_status") else None
         return cls(**data)
+
+
+FIELDS = tuple(f.name for f in fields(ProbeState))

@@ -13,7 +13,11 @@ from incidents.service import IncidentService
 from incidents.store import IncidentStore
 from tests.fakes import FakeClock
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = [
+    "tests.servers.fixtures",
+    "tests.servers.tls_fixtures",
+    "tests.servers.replica_fixtures",
+]
 
 ALICE = Actor(Source.SLACK, "T01:U01ALICE", "alice")
 BOB = Actor(Source.CLI, "bob", "bob")

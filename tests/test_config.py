@@ -24,6 +24,7 @@ probes:
   - id: shop-db
     kind: mysql
     host: 10.0.0.6
+    user: probe
     password_env: SHOP_DB_PASSWORD
   - id: shop-home
     kind: http
@@ -76,14 +77,16 @@ def test_valid_shop_config_keeps_kind_specific_fields() -> None:
 
 
 def test_default_timeout_stays_below_a_short_interval() -> None:
-    config = load(MINIMAL + "probes: [{id: fast, kind: tcp, interval: 5s}]\n").config
+    config = load(
+        MINIMAL + "probes: [{id: fast, kind: tcp, host: h, port: 1, interval: 5s}]\n"
+    ).config
     assert config.probes[0].effective_timeout == timedelta(seconds=4)
 
 
 def test_unknown_depends_on_names_the_path_line_and_known_probes() -> None:
     text = SHOP.replace("depends_on: [shop-db]", "depends_on: [shop-dbb]")
     assert problems(text) == [
-        "probes[1].depends_on (line 14): unknown probe 'shop-dbb' (did you mean 'shop-db'?) "
+        "probes[1].depends_on (line 15): unknown probe 'shop-dbb' (did you mean 'shop-db'?) "
         "(known: shop-db, shop-home)"
     ]
 
@@ -97,7 +100,7 @@ def test_several_problems_are_reported_together() -> None:
     )
     found = problems(text)
     assert len(found) == 4
-    assert any(p.startswith("probes[1].interval (line 13): add a unit: write 30s") for p in found)
+    assert any(p.startswith("probes[1].interval (line 14): add a unit: write 30s") for p in found)
     assert any(
         "unknown command 'restart-ngnix' (did you mean 'restart-nginx'?)" in p for p in found
     )
@@ -109,10 +112,10 @@ def test_dependency_cycle_is_named() -> None:
     text = MINIMAL + textwrap.dedent(
         """
         probes:
-          - {id: a, kind: tcp, depends_on: [b]}
-          - {id: b, kind: tcp, depends_on: [c]}
-          - {id: c, kind: tcp, depends_on: [a]}
-          - {id: d, kind: tcp, depends_on: [d]}
+          - {id: a, kind: tcp, host: h, port: 1, depends_on: [b]}
+          - {id: b, kind: tcp, host: h, port: 1, depends_on: [c]}
+          - {id: c, kind: tcp, host: h, port: 1, depends_on: [a]}
+          - {id: d, kind: tcp, host: h, port: 1, depends_on: [d]}
         """
     )
     assert problems(text) == [
@@ -126,8 +129,8 @@ def test_duplicate_probe_ids_and_duplicate_yaml_keys() -> None:
     text = MINIMAL + textwrap.dedent(
         """
         probes:
-          - {id: a, kind: tcp}
-          - {id: a, kind: tcp}
+          - {id: a, kind: tcp, host: h, port: 1}
+          - {id: a, kind: tcp, host: h, port: 1}
         storage: {path: one.db}
         storage: {path: two.db}
         """
@@ -141,7 +144,9 @@ def test_duplicate_probe_ids_and_duplicate_yaml_keys() -> None:
 
 
 def test_timeout_must_stay_below_interval() -> None:
-    [problem] = problems(MINIMAL + "probes: [{id: a, kind: tcp, interval: 10s, timeout: 10s}]\n")
+    [problem] = problems(
+        MINIMAL + "probes: [{id: a, kind: tcp, host: h, port: 1, interval: 10s, timeout: 10s}]\n"
+    )
     assert problem.startswith(
         "probes[0].timeout (line 2): timeout (10s) must be above 0s and shorter"
     )
@@ -153,8 +158,9 @@ def test_unknown_keys_are_errors_with_a_suggestion() -> None:
         "slack.chanel (line 1): unknown key 'chanel' (did you mean 'channel'?); "
         "remove it or fix its spelling"
     ]
-    assert problems(MINIMAL + "probes: [{id: a, kind: tcp, intervl: 30s}]\n") == [
-        "probes[0].intervl (line 2): unknown key 'intervl' (did you mean 'interval'?)"
+    assert problems(MINIMAL + "probes: [{id: a, kind: tcp, host: h, port: 1, intervl: 30s}]\n") == [
+        "probes[0].intervl (line 2): unknown key 'intervl' (did you mean 'interval'?); "
+        "remove it or fix its spelling"
     ]
 
 
@@ -211,7 +217,7 @@ def test_secret_under_an_env_key_is_never_echoed() -> None:
 
 def test_slack_token_pasted_anywhere_is_refused() -> None:
     found = problems(
-        'slack: {channel: "#ops"}\nprobes: [{id: a, kind: http, note: xoxb-123-456}]\n'
+        'slack: {channel: "#ops"}\nprobes: [{id: a, kind: http, url: http://h/, note: xoxb-123-456}]\n'
     )
     assert found == [
         "probes[0].note (line 2): this looks like a Slack token; use SLACK_BOT_TOKEN in the "
@@ -220,7 +226,9 @@ def test_slack_token_pasted_anywhere_is_refused() -> None:
 
 
 def test_env_field_must_name_a_variable_not_hold_the_secret() -> None:
-    [problem] = problems(MINIMAL + "probes: [{id: a, kind: mysql, password_env: 'hunter2!'}]\n")
+    [problem] = problems(
+        MINIMAL + "probes: [{id: a, kind: mysql, host: h, user: probe, password_env: 'hunter2!'}]\n"
+    )
     assert problem.startswith(
         "probes[0].password_env (line 2): `password_env` names an environment"
     )
@@ -315,7 +323,7 @@ def test_escalation_levels_and_targets() -> None:
 
 
 def test_maintenance_windows() -> None:
-    base = MINIMAL + "probes: [{id: shop-home, kind: http}]\n"
+    base = MINIMAL + "probes: [{id: shop-home, kind: http, url: 'http://shop/'}]\n"
     ok = load(base + 'maintenance: [{probes: ["shop-*"], cron: "0 2 * * SUN", duration: 1h, '
               "reason: weekly backup}]\n")  # fmt: skip
     assert ok.config.maintenance[0].duration == timedelta(hours=1)
@@ -388,15 +396,19 @@ def test_severity_without_response_time_takes_the_default() -> None:
     assert config.severities[Severity.P2].response_time == timedelta(minutes=30)
 
 
-def test_kind_specific_keys_near_a_common_name_are_accepted() -> None:
-    probe = "probes: [{id: disk, kind: tcp, severity_ladder: [{above: 85, severity: P2}]}]\n"
-    assert load(MINIMAL + probe).config.probes[0].model_extra == {
-        "severity_ladder": [{"above": 85, "severity": "P2"}]
-    }
+def test_severity_ladder_and_kind_specific_near_misses() -> None:
+    probe = "probes: [{id: disk, kind: tcp, host: h, port: 1, severity_ladder: [{above: 85, severity: P1}]}]\n"
+    [step] = load(MINIMAL + probe).config.probes[0].severity_ladder
+    assert (step.measure, step.above, step.severity) == ("value", 85, Severity.P1)
+    assert problems(MINIMAL + "probes: [{id: a, kind: http, ulr: 'http://x/'}]\n") == [
+        "probes[0].url (line 2): is required; add `url:`",
+        "probes[0].ulr (line 2): unknown key 'ulr' (did you mean 'url'?); remove it or fix its "
+        "spelling",
+    ]
 
 
 def test_ssh_probe_names_a_configured_host() -> None:
-    assert problems(MINIMAL + "probes: [{id: disk, kind: ssh, host: web-9}]\n") == [
+    assert problems(MINIMAL + "probes: [{id: disk, kind: ssh, host: web-9, command: [df]}]\n") == [
         "probes[0].host (line 2): unknown host 'web-9' (none are defined)"
     ]
 
@@ -434,7 +446,7 @@ def test_zero_response_time_is_kept() -> None:
 
 
 def test_maintenance_start_and_end_agree_on_time_zones() -> None:
-    base = MINIMAL + "probes: [{id: shop-home, kind: http}]\n"
+    base = MINIMAL + "probes: [{id: shop-home, kind: http, url: 'http://shop/'}]\n"
     [problem] = problems(
         base + "maintenance: [{probes: [shop-home], start: 2026-12-01T02:00:00, "
         "end: 2026-12-01T03:00:00Z, reason: x}]\n"

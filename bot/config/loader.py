@@ -41,14 +41,15 @@ def _validate(source: Source) -> LoadedConfig:
             [ConfigProblem((), f"{source.path}: the top level must be a mapping of keys")]
         )
     secrets = secret_problems(source.data)
+    secret_paths = {problem.path for problem in secrets}
     problems = source.problems + secrets
-    problems += kind_problems(source.data)
+    # A secret written where a kind does not expect a key is reported once, as a secret.
+    problems += [p for p in kind_problems(source.data) if p.path not in secret_paths]
     problems += reference_problems(source.data)
     try:
         config = TocsinConfig.model_validate(source.data)
     except ValidationError as error:
         # A secret under an `*_env` key fails the schema too; say it once, as a secret.
-        secret_paths = {problem.path for problem in secrets}
         problems += [
             problem
             for problem in problems_from_validation(error, _field_names())

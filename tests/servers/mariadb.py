@@ -85,7 +85,9 @@ def _install_db(install_binary: str, datadir: Path, os_user: str) -> None:
     )
 
 
-def _server_argv(binary: str, base_dir: Path, port: int, os_user: str) -> Sequence[str]:
+def _server_argv(
+    binary: str, base_dir: Path, port: int, os_user: str, extra_args: Sequence[str] = ()
+) -> Sequence[str]:
     return [
         binary,
         "--no-defaults",
@@ -97,13 +99,34 @@ def _server_argv(binary: str, base_dir: Path, port: int, os_user: str) -> Sequen
         f"--log-error={base_dir / 'err.log'}",
         # mariadbd refuses to run as root unless told so explicitly.
         f"--user={os_user}",
+        *extra_args,
     ]
 
 
+def start_mariadbd(base_dir: Path, port: int, extra_args: Sequence[str] = ()) -> ServerProcess:
+    """Run mariadbd on the datadir under ``base_dir`` and wait for its port.
+
+    Also restarts a server on its old datadir and port (after a test killed it);
+    the caller stops the returned process.
+    """
+    binary = find_binary("mariadbd", SERVER_PACKAGE)
+    process = ServerProcess(
+        "mariadbd",
+        _server_argv(binary, base_dir, port, current_user(), extra_args),
+        base_dir / "mariadbd.log",
+        extra_logs=(base_dir / "err.log",),
+    )
+    process.start(lambda: port_accepts(LOOPBACK, port))
+    return process
+
+
 @contextmanager
-def running_mariadb(base_dir: Path) -> Iterator[MariaDBServer]:
-    """Initialise a datadir in ``base_dir``, run mariadbd and create the test user."""
-    server_binary = find_binary("mariadbd", SERVER_PACKAGE)
+def running_mariadb(base_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[MariaDBServer]:
+    """Initialise a datadir in ``base_dir``, run mariadbd and create the test user.
+
+    ``extra_args`` go to mariadbd (``--server-id=1``, ``--log-bin=...`` for a primary).
+    """
+    find_binary("mariadbd", SERVER_PACKAGE)
     install_binary = find_binary("mariadb-install-db", SERVER_PACKAGE)
     client_binary = find_binary("mariadb", CLIENT_PACKAGE)
     os_user = current_user()
@@ -112,13 +135,7 @@ def running_mariadb(base_dir: Path) -> Iterator[MariaDBServer]:
 
     port = free_port()
     error_log = base_dir / "err.log"
-    process = ServerProcess(
-        "mariadbd",
-        _server_argv(server_binary, base_dir, port, os_user),
-        base_dir / "mariadbd.log",
-        extra_logs=(error_log,),
-    )
-    process.start(lambda: port_accepts(LOOPBACK, port))
+    process = start_mariadbd(base_dir, port, extra_args)
     try:
         server = MariaDBServer(
             host=LOOPBACK,

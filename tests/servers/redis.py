@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,18 +31,21 @@ class RedisServer:
 
 
 def _answers_ping(host: str, port: int) -> bool:
-    """True once redis replies +PONG; an open port alone may still be loading."""
+    """True once redis replies +PONG (or asks for a password); an open port may still be loading."""
     try:
         with socket.create_connection((host, port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
 
 
 @contextmanager
-def running_redis(base_dir: Path) -> Iterator[RedisServer]:
-    """Run redis-server in ``base_dir`` for the duration of the block."""
+def running_redis(base_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[RedisServer]:
+    """Run redis-server in ``base_dir`` for the duration of the block.
+
+    ``extra_args`` are more options, e.g. ``["--requirepass", "secret"]``.
+    """
     binary = find_binary("redis-server", PACKAGE)
     port = free_port()
     argv = [
@@ -53,6 +56,7 @@ def running_redis(base_dir: Path) -> Iterator[RedisServer]:
         "--appendonly", "no",
         "--dir", str(base_dir),
         "--daemonize", "no",
+        *extra_args,
     ]  # fmt: skip
     process = ServerProcess("redis-server", argv, base_dir / "redis.log")
     process.start(lambda: _answers_ping(LOOPBACK, port))

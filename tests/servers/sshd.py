@@ -3,6 +3,13 @@
 A non-root sshd can only log in its own user, so the username is always
 the effective user running the tests. Host-key checking stays on: clients
 get a known_hosts file pinned to the generated host key.
+
+No systemd runs here, so sessions find a stand-in `systemctl` first on their
+PATH: sshd's own `SetEnv PATH=...` puts the server's `bin/` directory in front
+of the standard one, the way an administrator would set a session's PATH
+server-wide, without touching the login user's dotfiles or the client. Only
+`systemctl is-active` is emulated; a unit's state is the text of
+`units/<unit>` (missing means `inactive`), set with `SSHServer.set_unit_state`.
 """
 
 from __future__ import annotations
@@ -43,6 +50,24 @@ StrictModes no
 PermitRootLogin prohibit-password
 PrintMotd no
 Subsystem sftp internal-sftp
+SetEnv PATH={bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+"""
+# `systemctl is-active [--] UNIT...`: one state per line, exit 0 when any unit is active.
+_FAKE_SYSTEMCTL = """\
+#!/bin/sh
+if [ "$1" != is-active ]; then
+    echo "test systemctl: only is-active is emulated" >&2
+    exit 1
+fi
+shift
+[ "$1" = -- ] && shift
+code=3
+for unit in "$@"; do
+    state=$(cat "{units_dir}/${{unit%.service}}" 2>/dev/null || echo inactive)
+    echo "$state"
+    [ "$state" = active ] && code=0
+done
+exit $code
 """
 
 
@@ -62,6 +87,12 @@ class SSHServer:
     config_path: Path
     log_path: Path
     pid: int
+    bin_dir: Path
+    units_dir: Path
+
+    def set_unit_state(self, unit: str, state: str) -> None:
+        """What the test `systemctl is-active` reports for ``unit`` (e.g. active, failed)."""
+        (self.units_dir / unit).write_text(f"{state}\n")
 
 
 def _keygen(binary: str, path: Path, comment: str) -> None:
@@ -107,6 +138,18 @@ def _wait_for_orphan_zombies(timeout: float) -> None:
         time.sleep(POLL_INTERVAL)
 
 
+def _fake_systemctl(base_dir: Path) -> tuple[Path, Path]:
+    """Write ``bin/systemctl`` reading states from ``units/``; return both directories."""
+    bin_dir = base_dir / "bin"
+    units_dir = base_dir / "units"
+    bin_dir.mkdir()
+    units_dir.mkdir()
+    systemctl = bin_dir / "systemctl"
+    systemctl.write_text(_FAKE_SYSTEMCTL.format(units_dir=units_dir))
+    systemctl.chmod(0o755)
+    return bin_dir, units_dir
+
+
 @contextmanager
 def running_sshd(base_dir: Path) -> Iterator[SSHServer]:
     """Run ``sshd -D`` from ``base_dir`` with fresh host and client keys."""
@@ -126,6 +169,7 @@ def running_sshd(base_dir: Path) -> Iterator[SSHServer]:
     port = free_port()
     known_hosts = base_dir / "known_hosts"
     known_hosts.write_text(known_hosts_line(LOOPBACK, port, host_public_key))
+    bin_dir, units_dir = _fake_systemctl(base_dir)
     config_path = base_dir / "sshd_config"
     config_path.write_text(
         _CONFIG_TEMPLATE.format(
@@ -134,6 +178,7 @@ def running_sshd(base_dir: Path) -> Iterator[SSHServer]:
             host_key=host_key,
             pid_file=base_dir / "sshd.pid",
             authorized_keys=authorized_keys,
+            bin_dir=bin_dir,
         )
     )
     if os.geteuid() == 0:
@@ -157,6 +202,8 @@ def running_sshd(base_dir: Path) -> Iterator[SSHServer]:
             config_path=config_path,
             log_path=process.log_path,
             pid=process.pid,
+            bin_dir=bin_dir,
+            units_dir=units_dir,
         )
     finally:
         process.stop(drain=5.0)
