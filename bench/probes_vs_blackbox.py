@@ -82,16 +82,18 @@ async def run_worker(args: argparse.Namespace) -> dict[str, float]:
     loaded = load_config_text(
         worker_config(args.url, args.probes, args.interval, Path(args.db)), Path("bench.yml")
     )
-    async with open_tocsin(loaded) as tocsin:
-        async with running_engine(tocsin, SystemClock(), {}, listen=False) as engine:
-            await asyncio.sleep(args.interval + 1)  # every probe has started once
-            scheduler = engine.scheduler
-            runs0, cpu0, late0 = scheduler.runs, time.process_time(), len(scheduler.lateness)
-            await asyncio.sleep(args.seconds)
-            cpu1, runs1 = time.process_time(), scheduler.runs
-            lateness = list(scheduler.lateness)[late0:]
-            failing = sum(1 for s in engine.detection.states.values() if s.last_status != "ok")
-            stale = scheduler.stale_runs
+    async with (
+        open_tocsin(loaded) as tocsin,
+        running_engine(tocsin, SystemClock(), {}, listen=False) as engine,
+    ):
+        await asyncio.sleep(args.interval + 1)  # every probe has started once
+        scheduler = engine.scheduler
+        runs0, cpu0, late0 = scheduler.runs, time.process_time(), len(scheduler.lateness)
+        await asyncio.sleep(args.seconds)
+        cpu1, runs1 = time.process_time(), scheduler.runs
+        lateness = list(scheduler.lateness)[late0:]
+        failing = sum(1 for s in engine.detection.states.values() if s.last_status != "ok")
+        stale = scheduler.stale_runs
     runs = runs1 - runs0
     return {
         "runs": runs,

@@ -217,7 +217,8 @@ def test_secret_under_an_env_key_is_never_echoed() -> None:
 
 def test_slack_token_pasted_anywhere_is_refused() -> None:
     found = problems(
-        'slack: {channel: "#ops"}\nprobes: [{id: a, kind: http, url: http://h/, note: xoxb-123-456}]\n'
+        'slack: {channel: "#ops"}\n'
+        "probes: [{id: a, kind: http, url: http://h/, note: xoxb-123-456}]\n"
     )
     assert found == [
         "probes[0].note (line 2): this looks like a Slack token; use SLACK_BOT_TOKEN in the "
@@ -397,7 +398,10 @@ def test_severity_without_response_time_takes_the_default() -> None:
 
 
 def test_severity_ladder_and_kind_specific_near_misses() -> None:
-    probe = "probes: [{id: disk, kind: tcp, host: h, port: 1, severity_ladder: [{above: 85, severity: P1}]}]\n"
+    probe = (
+        "probes: [{id: disk, kind: tcp, host: h, port: 1, "
+        "severity_ladder: [{above: 85, severity: P1}]}]\n"
+    )
     [step] = load(MINIMAL + probe).config.probes[0].severity_ladder
     assert (step.measure, step.above, step.severity) == ("value", 85, Severity.P1)
     assert problems(MINIMAL + "probes: [{id: a, kind: http, ulr: 'http://x/'}]\n") == [

@@ -13,7 +13,7 @@ import pytest
 
 from incidents.database import Database
 from incidents.detection_rules import DetectionSettings, ProbeRule, SeverityStep
-from incidents.model import Severity, Status
+from incidents.model import Milestone, Severity, Status
 from tests.detection_harness import FixedWindows, Harness, rule
 from tests.fakes import FakeClock
 
@@ -153,9 +153,9 @@ async def test_opened_incident_dates_the_first_failure_and_detection(
     first_failure = clock.now()
     await harness.feed("a", "fff")
     [incident] = await harness.incidents()
-    assert incident.milestones["started"] == first_failure
-    assert incident.milestones["detected"] == first_failure + timedelta(seconds=60)
-    assert incident.milestones["declared"] == first_failure + timedelta(seconds=90)
+    assert incident.milestones[Milestone.STARTED] == first_failure
+    assert incident.milestones[Milestone.DETECTED] == first_failure + timedelta(seconds=60)
+    assert incident.milestones[Milestone.DECLARED] == first_failure + timedelta(seconds=90)
     assert incident.title == "a failing: a said f"
 
 
@@ -280,11 +280,15 @@ async def test_symptoms_and_recoveries_are_in_the_parent_timeline(
     assert kinds == ["opened", "symptom", "symptom_recovered", "recovered", "resolved"]
 
 
-async def test_history_keeps_samples_and_state_changes(database: Database, clock: FakeClock) -> None:
+async def test_history_keeps_samples_and_state_changes(
+    database: Database, clock: FakeClock
+) -> None:
     harness = Harness(database, clock, [rule("a")])
     await harness.feed("a", "offfoo")
     history = await harness.journal.history("a")
-    assert [s.status.value for s in history.samples] == list("offfoo".replace("o", "ok ").replace("f", "fail ").split())
+    assert [s.status.value for s in history.samples] == list(
+        "offfoo".replace("o", "ok ").replace("f", "fail ").split()
+    )
     assert [(c.old, c.new) for c in history.changes] == [
         ("unknown", "ok"),
         ("ok", "failing"),

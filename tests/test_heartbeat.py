@@ -32,16 +32,23 @@ async def server(book: HeartbeatBook) -> AsyncIterator[TestServer]:
     app = listener_app(
         book, {"backup": TOKEN, "import": None}, lambda: {"status": "ok", "probes": 2}
     )
-    async with TestServer(app, host="127.0.0.1", port=0) as server:
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
         yield server
+    finally:
+        await server.close()
 
 
 async def call(
     server: TestServer, method: str, path: str, **kwargs: object
 ) -> tuple[int, dict[str, object]]:
-    async with aiohttp.ClientSession() as session:
-        async with session.request(method, str(server.make_url(path)), **kwargs) as response:  # type: ignore[arg-type]
-            return response.status, await response.json()
+    url = str(server.make_url(path))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, url, **kwargs) as response,  # type: ignore[arg-type]
+    ):
+        return response.status, await response.json()
 
 
 async def test_ping_with_bearer_token_is_recorded(

@@ -41,7 +41,7 @@ class ScriptedProbe(Probe):
             if self.behaviour == "hang":
                 await asyncio.Event().wait()
             elif self.behaviour == "block":
-                time.sleep(1.6)  # blocks the whole event loop, as a CPU-bound bug would
+                time.sleep(1.6)  # noqa: ASYNC251 - blocks the loop, as a CPU-bound bug would
             elif self.behaviour == "slow":
                 await asyncio.sleep(0.3)
             return Observation(Status.OK, "fine")
