@@ -13,29 +13,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from incidents.clock import Clock
+from incidents.dependencies import failing_ancestor, parent_incident
 from incidents.detection_rules import DetectionSettings, ProbeRule
 from incidents.errors import IncidentError
 from incidents.maintenance import MaintenanceCalendar, NoMaintenance
-from incidents.model import ACTIVE_STATUSES, Actor, Severity, Signal, Source, format_incident_id
+from incidents.model import ACTIVE_STATUSES, Severity, format_incident_id
 from incidents.probe_journal import ProbeJournal, StateChange
 from incidents.probe_state import Health, ProbeState
 from incidents.service import IncidentService
+from incidents.storm import DETECTOR, PendingGroup, group_signal
+from probes.durations import format_duration
 from probes.result import ProbeResult, Status
 
 log = logging.getLogger(__name__)
 
-DETECTOR = Actor(Source.PROBE, "detection", "tocsin detection")
 REFRESH_EVERY = timedelta(seconds=10)
-
-
-@dataclass
-class PendingGroup:
-    deadline: datetime
-    members: list[str] = field(default_factory=list)
 
 
 class Detection:
@@ -158,7 +153,7 @@ class Detection:
                 f"maintenance until {window.ends_at.isoformat()}: {window.reason}",
             )
             return
-        parent = self._parent_incident(rule)
+        parent = parent_incident(rule, self.rules, self.states)
         if parent is not None:
             state.firing, state.incident, state.role = True, parent, "symptom"
             state.detected_at = state.detected_at or now
@@ -167,7 +162,7 @@ class Detection:
             await self._journal.join(parent, rule.probe_id, "symptom", now, why)
             await self._event(parent, "symptom", f"{rule.probe_id} failing: {why}")
             return
-        failing_parent = self._failing_parent(rule)
+        failing_parent = failing_ancestor(rule, self.rules, self.states)
         if failing_parent is not None:
             self._hold(state, Health.PENDING, f"waiting for parent {failing_parent}")
             return
@@ -181,7 +176,9 @@ class Detection:
             await self._join(number, rule, state, now, why)
             return
         self._add_pending(rule.probe_id, now)
-        self._set_health(state, Health.PENDING, f"grouping for {self.settings.group_wait}")
+        self._set_health(
+            state, Health.PENDING, f"grouping for {format_duration(self.settings.group_wait)}"
+        )
         if self.settings.group_wait <= timedelta(0):
             await self._open_group(group)
 
@@ -199,28 +196,8 @@ class Detection:
         if not members:
             return
         states = [self.states[p] for p in members]
-        severity = min(
-            (s.severity or self.rules[s.probe_id].severity for s in states), key=lambda v: v.rank
-        )
-        first = self.rules[members[0]]
-        if len(members) == 1:
-            title = f"{first.probe_id} failing: {states[0].last_reason}"
-        else:
-            title = (
-                f"{first.service or group}: {len(members)} probes failing ({', '.join(members)})"
-            )
         now = self._clock.now()
-        reasons = "; ".join(f"{p}: {self.states[p].last_reason}" for p in members)
-        signal = Signal(
-            dedup_key=f"probes:{group}",
-            title=title[:200],
-            severity=severity,
-            service=first.service,
-            started_at=min(s.failing_since or now for s in states),
-            detected_at=min(s.detected_at or now for s in states),
-            actor=DETECTOR,
-            reason=reasons[:3000],
-        )
+        signal = group_signal(group, [self.rules[p] for p in members], states, now)
         opened = await self._service.open_or_update(signal)
         number = opened.incident.number
         self._group_incident[group] = number
@@ -238,7 +215,8 @@ class Detection:
                 )
             self._journal.state(state)
         if opened.created:
-            log.warning("opened %s [%s] %s", opened.incident.id, severity.value, title)
+            incident = opened.incident
+            log.warning("opened %s [%s] %s", incident.id, incident.severity.value, incident.title)
 
     async def _join(
         self, number: int, rule: ProbeRule, state: ProbeState, now: datetime, why: str
@@ -314,31 +292,6 @@ class Detection:
         self._set_health(state, health, note)
 
     # -- dependencies and incidents ------------------------------------------------------
-
-    def _ancestors(self, rule: ProbeRule) -> list[str]:
-        seen: list[str] = []
-        todo = list(rule.depends_on)
-        while todo:
-            parent = todo.pop(0)
-            if parent in seen or parent not in self.rules:
-                continue
-            seen.append(parent)
-            todo.extend(self.rules[parent].depends_on)
-        return seen
-
-    def _parent_incident(self, rule: ProbeRule) -> int | None:
-        for parent in self._ancestors(rule):
-            state = self.states[parent]
-            if state.firing and state.incident is not None and state.role == "member":
-                return state.incident
-        return None
-
-    def _failing_parent(self, rule: ProbeRule) -> str | None:
-        for parent in self._ancestors(rule):
-            state = self.states[parent]
-            if state.firing or state.last_status is Status.FAIL:
-                return parent
-        return None
 
     async def _refresh_incidents(self, *, force: bool = False) -> None:
         """Notice incidents a person resolved or closed, so their probes can page again."""
