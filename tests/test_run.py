@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.config.loader import load_config
@@ -43,10 +44,10 @@ probes:
     return path
 
 
-async def wait_for(predicate: object, seconds: float) -> None:
+async def wait_for(predicate: Callable[[], Awaitable[bool]], seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if await predicate():  # type: ignore[operator]
+        if await predicate():
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"not true within {seconds}s")
