@@ -17,8 +17,7 @@ import logging
 import time
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -80,24 +79,46 @@ class Limits:
         self._kinds: dict[str, asyncio.Semaphore] = {}
         self._hosts: dict[tuple[str, str], asyncio.Semaphore] = {}
 
-    def _semaphores(self, kind: str, host: str) -> Iterator[asyncio.Semaphore]:
-        yield self._all
+    def _semaphores(self, kind: str, host: str) -> list[asyncio.Semaphore]:
+        chosen = [self._all]
         if kind in self._config.max_per_kind:
-            yield self._kinds.setdefault(kind, asyncio.Semaphore(self._config.max_per_kind[kind]))
-        if host and kind in self._config.max_per_host:
-            yield self._hosts.setdefault(
-                (kind, host), asyncio.Semaphore(self._config.max_per_host[kind])
+            chosen.append(
+                self._kinds.setdefault(kind, asyncio.Semaphore(self._config.max_per_kind[kind]))
             )
+        if host and kind in self._config.max_per_host:
+            chosen.append(
+                self._hosts.setdefault(
+                    (kind, host), asyncio.Semaphore(self._config.max_per_host[kind])
+                )
+            )
+        return chosen
 
-    @asynccontextmanager
-    async def slot(self, kind: str, host: str, wait: float) -> AsyncIterator[None]:
-        """Hold every cap that applies; TimeoutError if they are not free within `wait`."""
-        async with AsyncExitStack() as stack:
+    async def acquire(self, kind: str, host: str, wait: float) -> list[asyncio.Semaphore]:
+        """Take every cap that applies (TimeoutError if not free within `wait`).
+
+        The caller releases what it got back. When every cap is free, which is
+        the common case, no timer is armed at all.
+        """
+        semaphores = self._semaphores(kind, host)
+        if not any(semaphore.locked() for semaphore in semaphores):
+            for semaphore in semaphores:
+                await semaphore.acquire()  # free: returns without suspending
+            return semaphores
+        held: list[asyncio.Semaphore] = []
+        try:
             async with asyncio.timeout(wait):
-                for semaphore in self._semaphores(kind, host):
+                for semaphore in semaphores:
                     await semaphore.acquire()
-                    stack.callback(semaphore.release)
-            yield
+                    held.append(semaphore)
+        except BaseException:
+            release(held)
+            raise
+        return held
+
+
+def release(semaphores: list[asyncio.Semaphore]) -> None:
+    for semaphore in reversed(semaphores):
+        semaphore.release()
 
 
 class ProbeScheduler:
@@ -197,13 +218,16 @@ class ProbeScheduler:
             late = self._lateness(probe_id, planned.interval)
             wait = max(planned.interval - planned.timeout - late % planned.interval, 0.001)
             try:
-                async with self._limits.slot(
+                held = await self._limits.acquire(
                     planned.settings.kind, planned.probe.target_host, wait
-                ):
-                    result = await run_probe(planned.probe, planned.timeout)
+                )
             except TimeoutError:
                 self._stale(probe_id, f"no free slot within {wait:.1f}s (concurrency caps)")
                 return
+            try:
+                result = await run_probe(planned.probe, planned.timeout)
+            finally:
+                release(held)
             self.runs += 1
             await self._on_result(result)
         except Exception:
