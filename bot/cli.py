@@ -122,7 +122,7 @@ def run_main_job(args: argparse.Namespace, console: Console) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    duration = args.duration.total_seconds() if args.duration else None
+    duration = None if args.duration is None else args.duration.total_seconds()
     asyncio.run(serve(loaded, console, duration))
     return EXIT_OK
 

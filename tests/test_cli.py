@@ -20,6 +20,7 @@ def config(tmp_path: Path) -> Path:
     path = tmp_path / "tocsin.yml"
     path.write_text(
         f'slack: {{channel: "#ops-incidents"}}\nstorage: {{path: {tmp_path / "t.db"}}}\n'
+        "listener: {port: 0}\n"
     )
     return path
 
@@ -142,7 +143,7 @@ def test_run_reports_store_and_active_incidents(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run(capsys, "incidents", "declare", "Shop down", "--severity", "P0", "-c", str(config))
-    code, out, _ = run(capsys, "run", "-c", str(config))
+    code, out, _ = run(capsys, "run", "--for", "0s", "-c", str(config))
     assert code == 0
     assert "is ready" in out
     assert "Shop down" in out
@@ -180,7 +181,7 @@ def test_titles_are_shown_as_written_never_as_markup(
     assert (code, err) == (0, "")
     assert title in out
     assert "[red]plain[/red]" in out
-    code, out, _ = run(capsys, "run", "-c", c)
+    code, out, _ = run(capsys, "run", "--for", "0s", "-c", c)
     assert code == 0
     assert "[/]" in out
 

@@ -14,6 +14,7 @@ import pytest
 from incidents.database import Database
 from incidents.errors import SchemaTooNewError, StoreError, StoreLockedError
 from incidents.model import Milestone, Severity
+from incidents.schema import SCHEMA_VERSIONS
 from incidents.service import IncidentService
 from incidents.store import IncidentStore
 from tests.conftest import ALICE
@@ -54,7 +55,7 @@ async def test_migrations_apply_once(db_path: Path) -> None:
         await database.close()
     with sqlite3.connect(db_path) as raw:
         names = [row[0] for row in raw.execute("SELECT name FROM _sqlite_migrations")]
-    assert names == ["0001_incidents"]
+    assert names == SCHEMA_VERSIONS == ["0001_incidents", "0002_probes"]
 
 
 async def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
@@ -151,7 +152,9 @@ async def test_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) 
         for database in opened:
             await database.close()
         with sqlite3.connect(path) as raw:
-            assert raw.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone() == (1,)
+            assert raw.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone() == (
+                len(SCHEMA_VERSIONS),
+            )
 
 
 async def test_times_are_stored_in_utc(service: IncidentService, db_path: Path) -> None:

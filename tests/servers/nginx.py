@@ -1,7 +1,13 @@
 """A throwaway nginx serving a tiny static site plus fixed-status routes.
 
-Routes: ``/`` static index.html (200), ``/health`` 200 "ok", ``/error`` 500,
-``/missing`` 404. Tests that need more routes pass extra ``location`` blocks.
+Routes (see ``ROUTES``): ``/`` static index.html (200), ``/health`` 200 "ok", ``/error``
+500, ``/missing`` 404, ``/wrong-body`` 200 with other text, ``/no-content`` 204,
+``/big.bin`` 2 MiB, ``/redirect`` 301 to ``/health`` (relative Location),
+``/redirect-absolute`` 302 (absolute), ``/redirect-chain`` two hops, ``/loop-a`` and
+``/loop-b`` a redirect loop, ``/slow`` (first byte after ``?ms=``, default 400 ms) and
+``/up/...``, both proxied to a small upstream (``tests.servers.upstream``) because stock
+nginx has no way to delay an answer. Tests that need more routes pass extra ``location``
+blocks, or whole ``server`` blocks (the TLS fixtures do).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import http.client
 import os
 import pwd
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +25,63 @@ from string import Template
 
 from tests.servers.ports import LOOPBACK, free_port
 from tests.servers.process import ServerProcess, find_binary
+from tests.servers.upstream import running_upstream
 
 PACKAGE = "nginx"
 INDEX_TEXT = "tocsin test shop"
 _INDEX_HTML = f"<!doctype html>\n<html><body><h1>{INDEX_TEXT}</h1></body></html>\n"
 _TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+WRONG_BODY_TEXT = "maintenance in progress"
+BIG_BODY_SIZE = 2 * 1024 * 1024
+
+# The routes every server block of the test nginx serves; $upstream is the upstream's port.
+ROUTES = Template("""\
+        location / {
+            index index.html;
+        }
+        location = /health {
+            default_type text/plain;
+            return 200 "ok";
+        }
+        location = /error {
+            return 500;
+        }
+        location = /missing {
+            return 404;
+        }
+        location = /wrong-body {
+            default_type text/plain;
+            return 200 "$wrong_body";
+        }
+        location = /no-content {
+            return 204;
+        }
+        location = /redirect {
+            absolute_redirect off;
+            return 301 /health;
+        }
+        location = /redirect-absolute {
+            return 302 $$scheme://$$host:$$server_port/health;
+        }
+        location = /redirect-chain {
+            absolute_redirect off;
+            return 302 /redirect;
+        }
+        location = /loop-a {
+            absolute_redirect off;
+            return 302 /loop-b;
+        }
+        location = /loop-b {
+            absolute_redirect off;
+            return 302 /loop-a;
+        }
+        location = /slow {
+            proxy_pass http://$host:$upstream/slow;
+        }
+        location /up/ {
+            proxy_pass http://$host:$upstream/;
+        }
+""")
 
 # Placeholders use string.Template ($name); nginx variables inside extra
 # location blocks are inserted verbatim and need no escaping.
@@ -35,7 +93,7 @@ pid $prefix/nginx.pid;
 error_log stderr;
 
 events {
-    worker_connections 64;
+    worker_connections 512;
 }
 
 http {
@@ -52,21 +110,10 @@ http {
         server_name localhost;
         root $root;
 
-        location / {
-            index index.html;
-        }
-        location = /health {
-            default_type text/plain;
-            return 200 "ok";
-        }
-        location = /error {
-            return 500;
-        }
-        location = /missing {
-            return 404;
-        }
+$routes
 $extra_locations
     }
+$extra_servers
 }
 """)
 
@@ -84,14 +131,27 @@ class NginxServer:
     access_log: Path
     log_path: Path
     pid: int
+    upstream_url: str = ""
 
     def url(self, path: str = "/") -> str:
         """Absolute URL for ``path`` on this server."""
         return f"{self.base_url}{path if path.startswith('/') else '/' + path}"
 
 
-def render_config(prefix: Path, root: Path, port: int, extra_locations: Sequence[str] = ()) -> str:
-    """Fill the template; ``extra_locations`` are complete ``location ... { }`` blocks."""
+def routes(upstream_port: int) -> str:
+    """The standard ``location`` blocks, for the main server block or an extra one."""
+    return ROUTES.substitute(host=LOOPBACK, upstream=upstream_port, wrong_body=WRONG_BODY_TEXT)
+
+
+def render_config(
+    prefix: Path,
+    root: Path,
+    port: int,
+    extra_locations: Sequence[str] = (),
+    extra_servers: Sequence[str] = (),
+    upstream_port: int = 0,
+) -> str:
+    """Fill the template; extras are complete ``location ... { }`` / ``server { }`` blocks."""
     if os.geteuid() == 0:
         # Workers drop to nobody; name its real group since distros differ (nogroup/nobody).
         nobody = pwd.getpwnam("nobody")
@@ -107,7 +167,9 @@ def render_config(prefix: Path, root: Path, port: int, extra_locations: Sequence
         host=LOOPBACK,
         port=port,
         root=root,
+        routes=routes(upstream_port),
         extra_locations=extra,
+        extra_servers="\n".join(f"    {block.strip()}" for block in extra_servers),
     )
 
 
@@ -137,33 +199,47 @@ def _healthy(host: str, port: int) -> bool:
 
 
 @contextmanager
-def running_nginx(base_dir: Path, extra_locations: Sequence[str] = ()) -> Iterator[NginxServer]:
-    """Run nginx in the foreground with its prefix, logs and temp dirs under ``base_dir``."""
+def running_nginx(
+    base_dir: Path,
+    extra_locations: Sequence[str] = (),
+    extra_servers: Callable[[int], Sequence[str]] | None = None,
+) -> Iterator[NginxServer]:
+    """Run nginx in the foreground with its prefix, logs and temp dirs under ``base_dir``.
+
+    ``extra_servers`` gets the upstream's port and returns whole ``server { }`` blocks,
+    which can serve ``routes(upstream_port)`` too.
+    """
     binary = find_binary("nginx", PACKAGE)
     root = base_dir / "www"
     root.mkdir()
     (root / "index.html").write_text(_INDEX_HTML)
+    (root / "big.bin").write_bytes(b"tocsin big body\n" * (BIG_BODY_SIZE // 16))
     (base_dir / "tmp").mkdir()
     port = free_port()
-    config_path = base_dir / "nginx.conf"
-    config_path.write_text(render_config(base_dir, root, port, extra_locations))
-    if os.geteuid() == 0:
-        _open_for_workers(base_dir)
-
-    argv = [binary, "-e", "stderr", "-p", str(base_dir), "-c", str(config_path)]
-    process = ServerProcess("nginx", argv, base_dir / "nginx.log")
-    process.start(lambda: _healthy(LOOPBACK, port))
-    try:
-        yield NginxServer(
-            host=LOOPBACK,
-            port=port,
-            base_url=f"http://{LOOPBACK}:{port}",
-            root=root,
-            prefix=base_dir,
-            config_path=config_path,
-            access_log=base_dir / "access.log",
-            log_path=process.log_path,
-            pid=process.pid,
+    with running_upstream() as upstream_port:
+        servers = extra_servers(upstream_port) if extra_servers else ()
+        config_path = base_dir / "nginx.conf"
+        config_path.write_text(
+            render_config(base_dir, root, port, extra_locations, servers, upstream_port)
         )
-    finally:
-        process.stop()
+        if os.geteuid() == 0:
+            _open_for_workers(base_dir)
+
+        argv = [binary, "-e", "stderr", "-p", str(base_dir), "-c", str(config_path)]
+        process = ServerProcess("nginx", argv, base_dir / "nginx.log")
+        process.start(lambda: _healthy(LOOPBACK, port))
+        try:
+            yield NginxServer(
+                host=LOOPBACK,
+                port=port,
+                base_url=f"http://{LOOPBACK}:{port}",
+                root=root,
+                prefix=base_dir,
+                config_path=config_path,
+                access_log=base_dir / "access.log",
+                log_path=process.log_path,
+                pid=process.pid,
+                upstream_url=f"http://{LOOPBACK}:{upstream_port}",
+            )
+        finally:
+            process.stop()
