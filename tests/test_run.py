@@ -4,6 +4,7 @@ the incident resolves; SIGTERM stops the process cleanly with every result saved
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -13,6 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
+from bot.cli import main
 from bot.config.loader import load_config
 from bot.main import open_tocsin
 from bot.runtime import running_engine
@@ -54,7 +58,7 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], seconds: float) -> 
 
 
 async def test_probe_failure_opens_and_recovery_resolves_an_incident(
-    nginx_server: NginxServer, tmp_path: Path
+    nginx_server: NginxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     flag = nginx_server.root / f"flag-{os.getpid()}.txt"
     flag.unlink(missing_ok=True)
@@ -83,6 +87,15 @@ async def test_probe_failure_opens_and_recovery_resolves_an_incident(
         assert kinds == ["opened", "recovered", "resolved"]
         assert engine.scheduler.stale_runs == 0
     flag.unlink()
+    code = await asyncio.to_thread(
+        main, ["probe", "--history", "shop-flag", "--json", "-c", str(config)]
+    )
+    history = json.loads(capsys.readouterr().out)
+    assert code == 0
+    transitions = [(c["from"], c["to"]) for c in history["changes"]]
+    assert ("pending", "firing") in transitions and ("firing", "ok") in transitions
+    assert {s["status"] for s in history["samples"]} == {"ok", "fail"}
+    assert history["samples"][0]["reason"] == "HTTP 404 (expected 200)"
 
 
 def test_sigterm_stops_cleanly_and_keeps_results(nginx_server: NginxServer, tmp_path: Path) -> None:
