@@ -16,6 +16,7 @@ from bot.config import ConfigError, load_config
 from bot.config.problems import ConfigProblem, known_list
 from bot.main import open_tocsin
 from bot.probe_plan import PlannedProbe, plan_probes, probe_context
+from bot.scheduler import Limits, release
 from bot.terminal_probes import render_history, render_results
 from incidents.clock import SystemClock
 from incidents.heartbeats import HeartbeatBook
@@ -24,6 +25,7 @@ from probes.probe import run_probe
 from probes.result import ProbeResult, Status
 
 EXIT_OK, EXIT_FAILING = 0, 1
+ONE_OFF_WAIT = 3600.0  # a one-off run waits for its turn under the caps as long as it takes
 
 
 def add_probe_command(
@@ -84,8 +86,16 @@ async def _run_once(
             ) as progress:
                 task = progress.add_task("probes", total=len(planned))
 
+                limits = Limits(loaded.config.scheduler)
+
                 async def one(item: PlannedProbe) -> tuple[str, ProbeResult]:
-                    result = await run_probe(item.probe, item.timeout)
+                    # The same caps as `tocsin run`: no host sees more sessions than it allows.
+                    kind, host = item.settings.kind, item.probe.target_host
+                    held = await limits.acquire(kind, host, ONE_OFF_WAIT)
+                    try:
+                        result = await run_probe(item.probe, item.timeout)
+                    finally:
+                        release(held)
                     progress.advance(task)
                     return item.settings.kind, result
 

@@ -42,18 +42,29 @@ def crontab_days(field: str) -> str:
     return ",".join(days)
 
 
-def cron_trigger(line: str, zone: ZoneInfo) -> CronTrigger:
+def cron_triggers(line: str, zone: ZoneInfo) -> tuple[CronTrigger, ...]:
+    """Triggers firing when crontab would run `line`.
+
+    crontab fires when the day of month OR the day of week matches if both are
+    restricted; APScheduler requires both, so such a line becomes two triggers.
+    """
     fields = line.split()
-    if len(fields) == 5:
-        fields[4] = crontab_days(fields[4])
-    return CronTrigger.from_crontab(" ".join(fields), timezone=zone)
+    if len(fields) != 5:
+        return (CronTrigger.from_crontab(line, timezone=zone),)
+    fields[4] = crontab_days(fields[4])
+    minute, hour, day, month, weekday = fields
+    if day != "*" and weekday != "*":
+        lines = [f"{minute} {hour} {day} {month} *", f"{minute} {hour} * {month} {weekday}"]
+    else:
+        lines = [" ".join(fields)]
+    return tuple(CronTrigger.from_crontab(text, timezone=zone) for text in lines)
 
 
 @dataclass(frozen=True)
 class Window:
     patterns: tuple[str, ...]
     reason: str
-    trigger: CronTrigger | None
+    triggers: tuple[CronTrigger, ...]
     duration: timedelta
     start: datetime | None
     end: datetime | None
@@ -65,12 +76,12 @@ class Window:
         """When this window ends, if `at` is inside it."""
         if self.start is not None and self.end is not None:
             return self.end if self.start <= at < self.end else None
-        assert self.trigger is not None
-        began = self.trigger.get_next_fire_time(None, at - self.duration)
-        if began is None or began > at:
-            return None
-        end: datetime = began + self.duration
-        return end if at < end else None
+        ends = []
+        for trigger in self.triggers:
+            began = trigger.get_next_fire_time(None, at - self.duration)
+            if began is not None and began <= at < began + self.duration:
+                ends.append(began + self.duration)
+        return max(ends, default=None)
 
 
 class ConfiguredCalendar:
@@ -95,7 +106,7 @@ def _window(window: MaintenanceWindow, zone: ZoneInfo) -> Window:
     return Window(
         patterns=tuple(window.probes),
         reason=window.reason,
-        trigger=cron_trigger(window.cron, zone) if window.cron else None,
+        triggers=cron_triggers(window.cron, zone) if window.cron else (),
         duration=window.duration or timedelta(0),
         start=aware(window.start),
         end=aware(window.end),

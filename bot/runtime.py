@@ -49,11 +49,15 @@ class Engine:
             "runs": self.scheduler.runs,
             "stale_runs": self.scheduler.stale_runs,
             "firing": sorted(s.probe_id for s in states if s.firing),
+            "stale": sorted(s.probe_id for s in states if s.stale),
+            "error": sorted(s.probe_id for s in states if s.health == "error"),
         }
 
     async def tick(self) -> None:
-        await self.detection.tick()
-        await self.journal.flush()
+        try:
+            await self.detection.tick()
+        finally:
+            await self.journal.flush()
 
     async def prune(self) -> None:
         await self.journal.prune()
@@ -74,7 +78,7 @@ def heartbeat_tokens(
 async def build_engine(tocsin: Tocsin, clock: Clock, environ: Mapping[str, str]) -> Engine:
     config = tocsin.settings.config
     heartbeats = HeartbeatBook(tocsin.database, clock)
-    await heartbeats.load()
+    await heartbeats.load(p.id for p in config.probes if p.kind == "heartbeat")
     planned = plan_probes(config, probe_context(config, heartbeats, environ))
     journal = ProbeJournal(tocsin.database)
     detection = Detection(

@@ -80,17 +80,19 @@ class Limits:
         self._hosts: dict[tuple[str, str], asyncio.Semaphore] = {}
 
     def _semaphores(self, kind: str, host: str) -> list[asyncio.Semaphore]:
-        chosen = [self._all]
-        if kind in self._config.max_per_kind:
-            chosen.append(
-                self._kinds.setdefault(kind, asyncio.Semaphore(self._config.max_per_kind[kind]))
-            )
+        """Narrowest cap first: a run queued behind one busy host holds no global slot."""
+        chosen = []
         if host and kind in self._config.max_per_host:
             chosen.append(
                 self._hosts.setdefault(
                     (kind, host), asyncio.Semaphore(self._config.max_per_host[kind])
                 )
             )
+        if kind in self._config.max_per_kind:
+            chosen.append(
+                self._kinds.setdefault(kind, asyncio.Semaphore(self._config.max_per_kind[kind]))
+            )
+        chosen.append(self._all)
         return chosen
 
     async def acquire(self, kind: str, host: str, wait: float) -> list[asyncio.Semaphore]:
@@ -147,7 +149,8 @@ class ProbeScheduler:
         scheduler = LoopScheduler()
         now = time.time()
         for probe_id, planned in self._planned.items():
-            first = now + phase(probe_id, planned.interval)
+            # Aligned to wall-clock time, so a restart keeps every probe's phase.
+            first = now + (phase(probe_id, planned.interval) - now) % planned.interval
             self._due[probe_id] = first
             scheduler.add_job(
                 self._launch,
@@ -174,13 +177,17 @@ class ProbeScheduler:
         scheduler.start()
         self._scheduler = scheduler
 
-    async def stop(self, grace: float = 30.0) -> None:
+    async def stop(self) -> None:
         """Stop scheduling; let in-flight probes finish or reach their timeout."""
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
         if self._running:
-            await asyncio.wait(set(self._running.values()), timeout=grace)
+            # Every run ends by its timeout (plus its result handling): wait that long.
+            grace = max((p.timeout for p in self._planned.values()), default=0.0) + 5.0
+            _, late = await asyncio.wait(set(self._running.values()), timeout=grace)
+            for task in late:
+                task.cancel()
         for planned in self._planned.values():
             await planned.probe.close()
 
@@ -191,6 +198,7 @@ class ProbeScheduler:
         own task can finish (or time out) during a graceful stop instead.
         """
         if probe_id in self._running:
+            self._due[probe_id] += self._planned[probe_id].interval  # counted here, once
             self._stale(probe_id, "run skipped: the previous run was still going")
             return
         task = asyncio.create_task(self._run(probe_id), name=f"probe {probe_id}")

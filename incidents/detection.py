@@ -89,7 +89,9 @@ class Detection:
         state = self.states[probe_id]
         state.stale_runs += 1
         state.stale = True
-        state.note = reason
+        self._journal.change(
+            StateChange(probe_id, self._clock.now(), state.health.value, "stale", reason)
+        )
         self._journal.state(state)
 
     async def tick(self) -> None:
@@ -110,8 +112,9 @@ class Detection:
             return state.meets_recover(rule) or (
                 result.status is Status.FAIL
                 and state.incident is not None
+                and state.role == "member"
                 and state.severity is not None
-                and state.severity.rank < self._severity.get(state.incident, state.severity).rank
+                and (state.pushed is None or state.severity.rank < state.pushed.rank)
             )
         return result.status is Status.FAIL and state.meets_open(rule)
 
@@ -130,8 +133,8 @@ class Detection:
         if state.firing:
             if state.meets_recover(rule) and not state.flapping:
                 await self._recover(rule, state, now)
-            elif state.incident is not None and state.severity is not None:
-                await self._raise_severity(state.incident, state.severity, state.severity_reason)
+            elif state.role == "member":
+                await self._push_severity(state, state.severity_reason)
             return
         flapping_now = flap is True
         if flapping_now or (result.status is Status.FAIL and state.meets_open(rule)):
@@ -198,12 +201,18 @@ class Detection:
         states = [self.states[p] for p in members]
         now = self._clock.now()
         signal = group_signal(group, [self.rules[p] for p in members], states, now)
-        opened = await self._service.open_or_update(signal)
+        try:
+            opened = await self._service.open_or_update(signal)
+        except Exception:
+            # Keep the group: the next tick tries again, so a busy store cannot lose a page.
+            self._pending[group] = pending
+            log.exception("could not open the incident of %s; retrying", group)
+            return
         number = opened.incident.number
         self._group_incident[group] = number
         self._severity[number] = opened.incident.severity
         for probe_id, state in zip(members, states, strict=True):
-            state.incident, state.role = number, "member"
+            state.incident, state.role, state.pushed = number, "member", state.severity
             self._set_health(state, Health.FIRING, format_incident_id(number))
             await self._journal.join(number, probe_id, "member", now, state.last_reason)
             if not opened.created:
@@ -225,16 +234,21 @@ class Detection:
         self._set_health(state, Health.FIRING, format_incident_id(number))
         await self._journal.join(number, rule.probe_id, "member", now, why)
         await self._event(number, "joined", f"{rule.probe_id} failing: {why}")
-        if state.severity is not None:
-            await self._raise_severity(
-                number,
-                state.severity,
-                state.severity_reason or f"{rule.probe_id} is {state.severity.value}",
-            )
+        await self._push_severity(state, state.severity_reason)
+
+    async def _push_severity(self, state: ProbeState, why: str) -> None:
+        """Raise the incident to this member's severity; remember it, so a person's
+        later downgrade sticks until the probe itself gets worse."""
+        if state.incident is None or state.severity is None:
+            return
+        state.pushed = state.severity
+        reason = why or f"{state.probe_id} is {state.severity.value}"
+        await self._raise_severity(state.incident, state.severity, reason)
 
     async def _recover(self, rule: ProbeRule, state: ProbeState, now: datetime) -> None:
         number, role = state.incident, state.role
         state.clear_episode()
+        state.counted = 0  # failures before a recovery never count towards the next incident
         self._set_health(state, Health.OK, "recovered")
         for pending in self._pending.values():
             if rule.probe_id in pending.members:
@@ -275,7 +289,8 @@ class Detection:
 
     async def _retry_held(self, probe_id: str, now: datetime) -> None:
         rule, state = self.rules[probe_id], self.states[probe_id]
-        if state.firing or not state.meets_open(rule):
+        still_failing = state.last_status is Status.FAIL or state.flapping
+        if state.firing or not still_failing or not (state.meets_open(rule) or state.flapping):
             self._held.discard(probe_id)
             if not state.firing:
                 self._set_health(

@@ -2,10 +2,13 @@
 
 Reads come from memory (the heartbeat probe asks every interval); each ping is
 written at once, because pings are rare and a lost ping would page wrongly.
+When tocsin first watched a job is stored too, so a restart does not reset the
+clock of a job that never pinged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import sqlite_utils
@@ -19,15 +22,30 @@ class HeartbeatBook:
     def __init__(self, database: Database, clock: Clock) -> None:
         self._database = database
         self._clock = clock
+        self._since: dict[str, datetime] = {}
         self._pings: dict[str, datetime | None] = {}
         self._failures: dict[str, datetime | None] = {}
-        self._since = clock.now()
+        self._started = clock.now()
 
-    async def load(self) -> None:
-        def work(db: sqlite_utils.Database) -> list[tuple[str, str | None, str | None]]:
-            return db.execute("SELECT probe_id, last_ping, failed_at FROM heartbeats").fetchall()
+    async def load(self, probe_ids: Iterable[str] = ()) -> None:
+        """Read the ledger; start watching `probe_ids` that were never watched before."""
+        now = encode_time(self._clock.now())
+        wanted = [(probe_id, now) for probe_id in probe_ids]
 
-        for probe_id, last_ping, failed_at in await self._database.run(work):
+        def work(db: sqlite_utils.Database) -> list[tuple[str, str, str | None, str | None]]:
+            if wanted:
+                with write_transaction(db):
+                    db.conn.executemany(
+                        "INSERT INTO heartbeats (probe_id, watching_since) VALUES (?, ?)"
+                        " ON CONFLICT (probe_id) DO NOTHING",
+                        wanted,
+                    )
+            return db.execute(
+                "SELECT probe_id, watching_since, last_ping, failed_at FROM heartbeats"
+            ).fetchall()
+
+        for probe_id, since, last_ping, failed_at in await self._database.run(work):
+            self._since[probe_id] = decode_time(since) or self._started
             self._pings[probe_id] = decode_time(last_ping)
             self._failures[probe_id] = decode_time(failed_at)
 
@@ -51,17 +69,19 @@ class HeartbeatBook:
     def failed_at(self, probe_id: str) -> datetime | None:
         return self._failures.get(probe_id)
 
-    def watching_since(self) -> datetime:
-        return self._since
+    def watching_since(self, probe_id: str) -> datetime:
+        return self._since.get(probe_id, self._started)
 
     async def _save(self, probe_id: str, ping: datetime | None, failed: datetime | None) -> None:
+        since = encode_time(self._since.setdefault(probe_id, self._clock.now()))
+
         def work(db: sqlite_utils.Database) -> None:
             with write_transaction(db):
                 db.execute(
-                    "INSERT INTO heartbeats (probe_id, last_ping, failed_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (probe_id) DO UPDATE SET last_ping = excluded.last_ping,"
-                    " failed_at = excluded.failed_at",
-                    (probe_id, encode_time(ping), encode_time(failed)),
+                    "INSERT INTO heartbeats (probe_id, watching_since, last_ping, failed_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (probe_id) DO UPDATE SET"
+                    " last_ping = excluded.last_ping, failed_at = excluded.failed_at",
+                    (probe_id, since, encode_time(ping), encode_time(failed)),
                 )
 
         await self._database.run(work)

@@ -46,6 +46,8 @@ class ProbeState:
     role: str | None = None  # "member" or "symptom"
     severity: Severity | None = None
     severity_reason: str = ""
+    pushed: Severity | None = None  # the severity this probe last gave its incident
+    counted: int = 0  # results counted since the last recovery (k of n looks no further)
     last_status: Status | None = None
     last_reason: str = ""
     last_at: datetime | None = None
@@ -66,6 +68,7 @@ class ProbeState:
             self.error_streak += 1
             return
         self.error_streak = 0
+        self.counted += 1
         failed = result.status is Status.FAIL
         self.recent = (self.recent + ("f" if failed else "o"))[-max(history, rule.fail_window) :]
         if failed:
@@ -82,7 +85,8 @@ class ProbeState:
 
     def meets_open(self, rule: ProbeRule) -> bool:
         """`fail_after` failures among the last `fail_window` results, and not recovering."""
-        failures = self.recent[-rule.fail_window :].count("f")
+        window = min(rule.fail_window, self.counted)
+        failures = self.recent[-window:].count("f") if window else 0
         return failures >= rule.fail_after and self.ok_streak < rule.recover_after
 
     def meets_recover(self, rule: ProbeRule) -> bool:
@@ -110,7 +114,7 @@ class ProbeState:
         return None
 
     def clear_episode(self) -> None:
-        self.firing, self.incident, self.role = False, None, None
+        self.firing, self.incident, self.role, self.pushed = False, None, None, None
         self.failing_since, self.detected_at = None, None
         self.severity, self.severity_reason, self.note = None, "", ""
 
@@ -129,7 +133,8 @@ class ProbeState:
             if data.get(key):
                 data[key] = datetime.fromisoformat(data[key])
         data["health"] = Health(data["health"])
-        data["severity"] = Severity(data["severity"]) if data.get("severity") else None
+        for key in ("severity", "pushed"):
+            data[key] = Severity(data[key]) if data.get(key) else None
         data["last_status"] = Status(data["last_status"]) if data.get("last_status") else None
         return cls(**data)
 

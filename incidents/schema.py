@@ -157,6 +157,7 @@ def create_probe_tables(db: sqlite_utils.Database) -> None:
         """
         CREATE TABLE heartbeats (
             probe_id TEXT PRIMARY KEY,
+            watching_since TEXT NOT NULL,
             last_ping TEXT,
             failed_at TEXT
         )

@@ -56,7 +56,7 @@ class HeartbeatProbe(Probe):
                 f"the job reported failure at {_clock(failed)}",
                 evidence=(("failure ping", failed.isoformat()),),
             )
-        since = last if last is not None else ledger.watching_since()
+        since = last if last is not None else ledger.watching_since(self.probe_id)
         age = now - since
         limit = self.deadline
         age_measure = Measurement(

@@ -52,8 +52,8 @@ class HeartbeatLedger(Protocol):
         """When the job reported failure (`/heartbeat/<id>/fail`) after its last good ping."""
         ...
 
-    def watching_since(self) -> datetime:
-        """When tocsin started listening: a job that never pinged is late from here on."""
+    def watching_since(self, probe_id: str) -> datetime:
+        """When tocsin first watched this job: one that never pinged is late from here on."""
         ...
 
 

@@ -132,3 +132,16 @@ async def test_heartbeat_probe_waits_then_fails_then_recovers(
     assert failed.reason.startswith("the job reported failure at ")
     await book.ping("backup")
     assert (await run_probe(probe, 1)).status is Status.OK
+
+
+async def test_a_restart_keeps_the_clock_of_a_job_that_never_pinged(
+    database: Database, clock: FakeClock
+) -> None:
+    first = HeartbeatBook(database, clock)
+    await first.load(["backup"])
+    clock.advance(hours=25, minutes=30)
+    restarted = HeartbeatBook(database, clock)
+    await restarted.load(["backup"])
+    result = await run_probe(heartbeat_probe(restarted, clock), 1)
+    assert result.status is Status.FAIL
+    assert result.reason.startswith("no ping since tocsin started 1d1h30m ago")

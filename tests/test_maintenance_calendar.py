@@ -60,3 +60,11 @@ def test_one_off_window_with_naive_times_in_the_team_zone() -> None:
     )
     assert upgrade.window_for("db-main", datetime(2026, 12, 1, 21, 30, tzinfo=UTC)) is not None
     assert upgrade.window_for("db-main", datetime(2026, 12, 2, 0, 30, tzinfo=UTC)) is None
+
+
+def test_day_of_month_or_day_of_week_as_crontab_reads_them() -> None:
+    """`0 2 1 * 0`: on the 1st of the month and on every Sunday, not only Sunday the 1st."""
+    either = calendar(probes=["*"], cron="0 2 1 * 0", duration="1h", reason="backup")
+    assert either.window_for("x", datetime(2026, 11, 8, 2, 30, tzinfo=BERLIN)) is not None
+    assert either.window_for("x", datetime(2026, 12, 1, 2, 30, tzinfo=BERLIN)) is not None
+    assert either.window_for("x", datetime(2026, 12, 2, 2, 30, tzinfo=BERLIN)) is None

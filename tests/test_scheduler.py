@@ -73,7 +73,7 @@ async def run_for(seconds: float, items: list[PlannedProbe], limits: SchedulerCo
     scheduler = ProbeScheduler(items, limits, recorder.result, recorder.mark_stale)
     scheduler.start()
     await asyncio.sleep(seconds)
-    await scheduler.stop(grace=2)
+    await scheduler.stop()
     return recorder
 
 
