@@ -1,0 +1,86 @@
+"""Detection edge cases: a store that refuses once, people overriding severity, symptoms,
+flapping inside a maintenance window, k of n across a recovery."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from incidents.database import Database
+from incidents.model import Opened, Severity, Signal, Status
+from incidents.service import IncidentService
+from incidents.store import IncidentStore
+from tests.conftest import ALICE
+from tests.detection_harness import FixedWindows, Harness, rule
+from tests.fakes import FakeClock
+
+
+class BusyOnceService(IncidentService):
+    """The incident service, with the store refusing the first open as a busy SQLite would."""
+
+    refused = 0
+
+    async def open_or_update(self, signal: Signal) -> Opened:
+        if not self.refused:
+            self.refused += 1
+            raise TimeoutError("database is locked")
+        return await super().open_or_update(signal)
+
+
+async def test_an_open_refused_once_is_retried_on_the_next_tick(
+    database: Database, clock: FakeClock
+) -> None:
+    harness = Harness(database, clock, [rule("a")])
+    harness.service = BusyOnceService(IncidentStore(database), clock)
+    harness.detection = harness._new()
+    await harness.feed("a", "fff")
+    await harness.wait(1)
+    assert [i.status for i in await harness.incidents()] == [Status.OPEN]
+    assert harness.service.refused == 1
+
+
+async def test_a_persons_downgrade_sticks_until_the_probe_gets_worse(
+    database: Database, clock: FakeClock
+) -> None:
+    harness = Harness(database, clock, [rule("a")])
+    await harness.feed("a", "fff")
+    [incident] = await harness.incidents()
+    await harness.service.change_severity(incident.id, Severity.P3, ALICE, "only the blog")
+    await harness.wait(11)
+    await harness.feed("a", "ff")
+    [incident] = await harness.incidents()
+    assert incident.severity is Severity.P3
+
+
+async def test_a_symptom_never_raises_its_parents_severity(
+    database: Database, clock: FakeClock
+) -> None:
+    rules = [rule("db"), rule("web", depends_on=("db",), severity=Severity.P0)]
+    harness = Harness(database, clock, rules)
+    await harness.feed("db", "fff")
+    await harness.feed("web", "ffff")
+    [incident] = await harness.incidents()
+    assert incident.severity is Severity.P2
+
+
+async def test_flapping_through_a_maintenance_window_opens_one_incident_after_it(
+    database: Database, clock: FakeClock
+) -> None:
+    end = clock.now() + timedelta(minutes=20)
+    harness = Harness(
+        database, clock, [rule("a")], maintenance=FixedWindows([({"a"}, clock.now(), end, "x")])
+    )
+    await harness.feed("a", "fo" * 20)
+    assert await harness.incidents() == []
+    await harness.feed("a", "fo" * 20)
+    assert [i.status for i in await harness.incidents()] == [Status.OPEN]
+
+
+async def test_k_of_n_counts_no_failure_from_before_a_recovery(
+    database: Database, clock: FakeClock
+) -> None:
+    harness = Harness(database, clock, [rule("a", fail_window=5)])
+    await harness.feed("a", "fffoo")
+    await harness.feed("a", "f")
+    assert [i.status for i in await harness.incidents()] == [Status.RESOLVED]
+    await harness.feed("a", "of")
+    assert [i.status for i in await harness.incidents()] == [Status.RESOLVED, Status.OPEN]
