@@ -18,13 +18,13 @@ from datetime import datetime, timedelta
 from incidents.clock import Clock
 from incidents.dependencies import failing_ancestor, parent_incident
 from incidents.detection_rules import DetectionSettings, ProbeRule
-from incidents.errors import IncidentError
+from incidents.incident_links import IncidentLinks
 from incidents.maintenance import MaintenanceCalendar, NoMaintenance
-from incidents.model import ACTIVE_STATUSES, Severity, format_incident_id
+from incidents.model import format_incident_id
 from incidents.probe_journal import ProbeJournal, StateChange
 from incidents.probe_state import Health, ProbeState
 from incidents.service import IncidentService
-from incidents.storm import DETECTOR, PendingGroup, group_signal
+from incidents.storm import PendingGroup, group_signal
 from probes.durations import format_duration
 from probes.result import ProbeResult, Status
 
@@ -51,8 +51,7 @@ class Detection:
         self._maintenance = maintenance or NoMaintenance()
         self.states: dict[str, ProbeState] = {p: ProbeState(p) for p in self.rules}
         self._pending: dict[str, PendingGroup] = {}
-        self._group_incident: dict[str, int] = {}
-        self._severity: dict[int, Severity] = {}
+        self._links = IncidentLinks(service)
         self._held: set[str] = set()  # threshold met, held back by maintenance or a parent
         self._lock = asyncio.Lock()
         self._refreshed: datetime | None = None
@@ -125,7 +124,7 @@ class Detection:
         if flap is not None and state.incident is not None:
             words = "started flapping" if flap else "stopped flapping"
             percent = state.flap_percent(self.settings)
-            await self._event(
+            await self._links.event(
                 state.incident,
                 "flapping",
                 f"{rule.probe_id} {words} ({percent:.0f}% state changes)",
@@ -163,7 +162,7 @@ class Detection:
             self._held.discard(rule.probe_id)
             self._set_health(state, Health.SYMPTOM, f"symptom of {format_incident_id(parent)}")
             await self._journal.join(parent, rule.probe_id, "symptom", now, why)
-            await self._event(parent, "symptom", f"{rule.probe_id} failing: {why}")
+            await self._links.event(parent, "symptom", f"{rule.probe_id} failing: {why}")
             return
         failing_parent = failing_ancestor(rule, self.rules, self.states)
         if failing_parent is not None:
@@ -174,7 +173,7 @@ class Detection:
         state.detected_at = state.detected_at or now
         state.note = why
         group = rule.group_key
-        number = self._group_incident.get(group)
+        number = self._links.incident_of(group)
         if number is not None:
             await self._join(number, rule, state, now, why)
             return
@@ -209,17 +208,18 @@ class Detection:
             log.exception("could not open the incident of %s; retrying", group)
             return
         number = opened.incident.number
-        self._group_incident[group] = number
-        self._severity[number] = opened.incident.severity
+        self._links.link(group, opened.incident)
         for probe_id, state in zip(members, states, strict=True):
             state.incident, state.role, state.pushed = number, "member", state.severity
             self._set_health(state, Health.FIRING, format_incident_id(number))
             await self._journal.join(number, probe_id, "member", now, state.last_reason)
             if not opened.created:
-                await self._event(number, "joined", f"{probe_id} failing: {state.last_reason}")
+                await self._links.event(
+                    number, "joined", f"{probe_id} failing: {state.last_reason}"
+                )
             if state.flapping:
                 percent = state.flap_percent(self.settings)
-                await self._event(
+                await self._links.event(
                     number, "flapping", f"{probe_id} is flapping ({percent:.0f}% state changes)"
                 )
             self._journal.state(state)
@@ -233,7 +233,7 @@ class Detection:
         state.incident, state.role = number, "member"
         self._set_health(state, Health.FIRING, format_incident_id(number))
         await self._journal.join(number, rule.probe_id, "member", now, why)
-        await self._event(number, "joined", f"{rule.probe_id} failing: {why}")
+        await self._links.event(number, "joined", f"{rule.probe_id} failing: {why}")
         await self._push_severity(state, state.severity_reason)
 
     async def _push_severity(self, state: ProbeState, why: str) -> None:
@@ -243,7 +243,7 @@ class Detection:
             return
         state.pushed = state.severity
         reason = why or f"{state.probe_id} is {state.severity.value}"
-        await self._raise_severity(state.incident, state.severity, reason)
+        await self._links.raise_severity(state.incident, state.severity, reason)
 
     async def _recover(self, rule: ProbeRule, state: ProbeState, now: datetime) -> None:
         number, role = state.incident, state.role
@@ -257,7 +257,7 @@ class Detection:
             return
         await self._journal.recovered(number, rule.probe_id, now)
         kind = "symptom_recovered" if role == "symptom" else "recovered"
-        await self._event(number, kind, f"{rule.probe_id} recovered: {state.last_reason}")
+        await self._links.event(number, kind, f"{rule.probe_id} recovered: {state.last_reason}")
         if role != "member":
             return
         still = [
@@ -267,25 +267,7 @@ class Detection:
         ]
         if still:
             return
-        try:
-            await self._service.resolve(
-                format_incident_id(number), DETECTOR, "all probes recovered"
-            )
-        except IncidentError as error:
-            log.info("not resolving %s: %s", format_incident_id(number), error)
-        self._forget_incident(number)
-
-    async def _raise_severity(self, number: int, severity: Severity, why: str) -> None:
-        current = self._severity.get(number)
-        if current is not None and severity.rank >= current.rank:
-            return
-        try:
-            incident = await self._service.change_severity(
-                format_incident_id(number), severity, DETECTOR, why
-            )
-            self._severity[number] = incident.severity
-        except IncidentError as error:
-            log.info("severity of %s unchanged: %s", format_incident_id(number), error)
+        await self._links.resolve(number, "all probes recovered")
 
     async def _retry_held(self, probe_id: str, now: datetime) -> None:
         rule, state = self.rules[probe_id], self.states[probe_id]
@@ -315,40 +297,19 @@ class Detection:
             return
         self._refreshed = now
         linked = {s.incident for s in self.states.values() if s.incident is not None}
-        if not linked:
-            return
-        active = {
-            i.number: i for i in await self._service.list_incidents(ACTIVE_STATUSES, limit=10_000)
-        }
-        for number in linked:
-            if number in active:
-                self._severity[number] = active[number].severity
-                for state in self.states.values():
-                    if state.incident == number and state.role == "member":
-                        self._group_incident[self.rules[state.probe_id].group_key] = number
+        active = await self._links.active(linked)
+        for state in self.states.values():
+            if state.incident is None:
                 continue
-            self._forget_incident(number)
-            for state in self.states.values():
-                if state.incident == number:
-                    state.clear_episode()
-                    self._set_health(
-                        state,
-                        Health.FAILING if state.last_status is Status.FAIL else Health.OK,
-                        f"{format_incident_id(number)} ended",
-                    )
-                    self._journal.state(state)
-
-    def _forget_incident(self, number: int) -> None:
-        self._severity.pop(number, None)
-        for group, linked in list(self._group_incident.items()):
-            if linked == number:
-                del self._group_incident[group]
-
-    async def _event(self, number: int, kind: str, text: str) -> None:
-        try:
-            await self._service.record_event(format_incident_id(number), DETECTOR, kind, text)
-        except IncidentError as error:
-            log.info("timeline of %s not updated: %s", format_incident_id(number), error)
+            if state.incident in active:
+                if state.role == "member":
+                    self._links.link(self.rules[state.probe_id].group_key, active[state.incident])
+                continue
+            ended = format_incident_id(state.incident)
+            state.clear_episode()
+            health = Health.FAILING if state.last_status is Status.FAIL else Health.OK
+            self._set_health(state, health, f"{ended} ended")
+            self._journal.state(state)
 
     def _set_health(self, state: ProbeState, health: Health, note: str = "") -> None:
         if state.health is not health:
