@@ -12,11 +12,8 @@ blocks, or whole ``server`` blocks (the TLS fixtures do).
 
 from __future__ import annotations
 
-import grp
 import http.client
 import os
-import pwd
-import stat
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -152,12 +149,10 @@ def render_config(
     upstream_port: int = 0,
 ) -> str:
     """Fill the template; extras are complete ``location ... { }`` / ``server { }`` blocks."""
-    if os.geteuid() == 0:
-        # Workers drop to nobody; name its real group since distros differ (nogroup/nobody).
-        nobody = pwd.getpwnam("nobody")
-        user_line = f"user nobody {grp.getgrgid(nobody.pw_gid).gr_name};"
-    else:
-        user_line = ""
+    # Started as root, workers would drop to nobody and need the traverse bit on every
+    # directory above the root; pytest takes it off its temp directory whenever another
+    # session starts. A throwaway test server keeps the workers' user instead.
+    user_line = "user root root;" if os.geteuid() == 0 else ""
     temp_paths = "\n    ".join(f"{kind}_temp_path {prefix}/tmp/{kind};" for kind in _TEMP_PATHS)
     extra = "\n".join(f"        {block.strip()}" for block in extra_locations)
     return NGINX_CONF_TEMPLATE.substitute(
@@ -171,19 +166,6 @@ def render_config(
         extra_locations=extra,
         extra_servers="\n".join(f"    {block.strip()}" for block in extra_servers),
     )
-
-
-def _open_for_workers(base_dir: Path) -> None:
-    """Let unprivileged workers reach files under a 0700 temp dir owned by root.
-
-    Ancestors we own only get the traverse bit; the served tree becomes 755/644.
-    """
-    for parent in base_dir.parents:
-        info = parent.stat()
-        if info.st_uid == os.geteuid() and not info.st_mode & stat.S_IXOTH:
-            parent.chmod(stat.S_IMODE(info.st_mode) | stat.S_IXGRP | stat.S_IXOTH)
-    for path in [base_dir, *base_dir.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _healthy(host: str, port: int) -> bool:
@@ -222,8 +204,6 @@ def running_nginx(
         config_path.write_text(
             render_config(base_dir, root, port, extra_locations, servers, upstream_port)
         )
-        if os.geteuid() == 0:
-            _open_for_workers(base_dir)
 
         argv = [binary, "-e", "stderr", "-p", str(base_dir), "-c", str(config_path)]
         process = ServerProcess("nginx", argv, base_dir / "nginx.log")
