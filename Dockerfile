@@ -30,5 +30,6 @@ ENV PATH=/opt/tocsin/bin:$PATH \
 USER 10001:10001
 WORKDIR /var/lib/tocsin
 VOLUME ["/var/lib/tocsin"]
+EXPOSE 8080
 ENTRYPOINT ["tocsin"]
 CMD ["run"]
