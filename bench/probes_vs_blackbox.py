@@ -11,7 +11,7 @@ Part 2 (scale): 10,000 probes at a 60 s interval in one tocsin process; prints
 schedule lateness p50/p99 and peak RSS. Targets: p99 < 500 ms, RSS < 300 MB.
 
     .venv/bin/python bench/probes_vs_blackbox.py            # both parts
-    .venv/bin/python bench/probes_vs_blackbox.py --part cpu --probes 200
+    .venv/bin/python bench/probes_vs_blackbox.py --part cpu --probes 600 --interval 2
 """
 
 from __future__ import annotations
@@ -208,8 +208,8 @@ async def wait_ready(base: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=("cpu", "scale", "all"), default="all")
-    parser.add_argument("--probes", type=int, default=200, help="probes in the CPU part")
-    parser.add_argument("--interval", type=int, default=2, help="seconds, CPU part")
+    parser.add_argument("--probes", type=int, default=1000, help="probes in the CPU part")
+    parser.add_argument("--interval", type=int, default=10, help="seconds, CPU part")
     parser.add_argument("--seconds", type=int, default=30, help="measured window, CPU part")
     parser.add_argument("--scale-probes", type=int, default=10_000)
     parser.add_argument("--scale-seconds", type=int, default=90, help="measured window, scale part")

@@ -35,16 +35,19 @@ StaleSink = Callable[[str, str], None]
 
 
 PHASE_STEP = 0.05
+SLOTS_PER_INTERVAL = 60
 
 
 def phase(probe_id: str, interval: float) -> float:
     """A stable offset in [0, interval): the same probe starts at the same phase.
 
-    Offsets are multiples of 50 ms so that probes sharing a slot share one
-    wake-up of the scheduler, which costs more than the probe bookkeeping.
+    Offsets fall on 60 slots per interval (1 s slots at a 1-minute interval, never
+    finer than 50 ms): probes sharing a slot share one wake-up of the event loop
+    and of APScheduler, and a wake-up here costs about as much as the probe itself.
     """
+    step = max(PHASE_STEP, interval / SLOTS_PER_INTERVAL)
     offset = (zlib.crc32(probe_id.encode()) / 2**32) * interval
-    return min(round(offset / PHASE_STEP) * PHASE_STEP, max(interval - PHASE_STEP, 0.0))
+    return min(round(offset / step) * step, max(interval - step, 0.0))
 
 
 class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler 3 is untyped
@@ -148,21 +151,26 @@ class ProbeScheduler:
         self._limits = Limits(self._limits_config)
         scheduler = LoopScheduler()
         now = time.time()
+        slots: dict[tuple[float, float], list[str]] = {}
         for probe_id, planned in self._planned.items():
             # Aligned to wall-clock time, so a restart keeps every probe's phase.
             first = now + (phase(probe_id, planned.interval) - now) % planned.interval
             self._due[probe_id] = first
+            slots.setdefault((planned.interval, first), []).append(probe_id)
+        for (interval, first), probe_ids in slots.items():
+            # One APScheduler job per interval and 50 ms phase slot: its own cost per
+            # wake-up is larger than a probe's bookkeeping, so probes sharing a slot
+            # share the job. Each probe still keeps its own due time and stale count.
             scheduler.add_job(
-                self._launch,
+                self._launch_slot,
                 IntervalTrigger(
-                    seconds=planned.interval,
-                    start_date=datetime.fromtimestamp(first).astimezone(),
+                    seconds=interval, start_date=datetime.fromtimestamp(first).astimezone()
                 ),
-                args=[probe_id],
-                id=probe_id,
+                args=[probe_ids],
+                id=f"probes-{interval:g}s-{first:.2f}",
                 max_instances=1,
                 coalesce=True,
-                misfire_grace_time=max(1, int(planned.interval)),
+                misfire_grace_time=max(1, int(interval)),
             )
         for index, (job, every) in enumerate(extra_jobs):
             scheduler.add_job(
@@ -191,12 +199,16 @@ class ProbeScheduler:
         for planned in self._planned.values():
             await planned.probe.close()
 
-    async def _launch(self, probe_id: str) -> None:
-        """The APScheduler job: start the run as our own task and return at once.
+    async def _launch_slot(self, probe_ids: list[str]) -> None:
+        """The APScheduler job of one slot: start each probe's run and return at once.
 
         APScheduler cancels the jobs it is running when it shuts down; a run in its
         own task can finish (or time out) during a graceful stop instead.
         """
+        for probe_id in probe_ids:
+            self._launch(probe_id)
+
+    def _launch(self, probe_id: str) -> None:
         if probe_id in self._running:
             self._due[probe_id] += self._planned[probe_id].interval  # counted here, once
             self._stale(probe_id, "run skipped: the previous run was still going")
