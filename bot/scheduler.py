@@ -36,16 +36,18 @@ StaleSink = Callable[[str, str], None]
 
 PHASE_STEP = 0.05
 SLOTS_PER_INTERVAL = 60
+LONGEST_SLOT = 0.25
 
 
 def phase(probe_id: str, interval: float) -> float:
     """A stable offset in [0, interval): the same probe starts at the same phase.
 
-    Offsets fall on 60 slots per interval (1 s slots at a 1-minute interval, never
-    finer than 50 ms): probes sharing a slot share one wake-up of the event loop
-    and of APScheduler, and a wake-up here costs about as much as the probe itself.
+    Offsets fall on slots of 1/60 of the interval, between 50 ms and 250 ms long:
+    probes sharing a slot share one wake-up of the event loop and of APScheduler
+    (a wake-up costs about as much as an HTTP probe), while a slot stays short
+    enough that its probes do not queue behind each other.
     """
-    step = max(PHASE_STEP, interval / SLOTS_PER_INTERVAL)
+    step = min(max(PHASE_STEP, interval / SLOTS_PER_INTERVAL), LONGEST_SLOT)
     offset = (zlib.crc32(probe_id.encode()) / 2**32) * interval
     return min(round(offset / step) * step, max(interval - step, 0.0))
 

@@ -6,10 +6,7 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ from probes.probe import ProbeContext, run_probe
 from probes.replication import replica_health
 from probes.result import ProbeResult, Status
 from tests.servers.mariadb import MariaDBServer, running_mariadb, start_mariadbd
-from tests.servers.ports import LOOPBACK, free_port
+from tests.servers.ports import LOOPBACK, blackhole, free_port
 from tests.servers.replica_fixtures import TABLE, ReplicaPair
 
 ENV = "DB_PASSWORD"
@@ -43,15 +40,6 @@ def make_probe(server: MariaDBServer, **keys: Any) -> MysqlProbe:
 
 async def run(server: MariaDBServer, seconds: float = 5.0, **keys: Any) -> ProbeResult:
     return await run_probe(make_probe(server, **keys), seconds)
-
-
-@contextmanager
-def blackhole() -> Iterator[int]:
-    """A port that accepts TCP connections (into the backlog) and never says a word."""
-    with socket.socket() as listener:
-        listener.bind((LOOPBACK, 0))
-        listener.listen(8)
-        yield listener.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ from pydantic import ValidationError
 from probes.probe import ProbeContext, run_probe
 from probes.redis import RedisProbe, RedisSettings
 from probes.result import ProbeResult, Status
-from tests.servers.ports import LOOPBACK, free_port, port_accepts
+from tests.servers.ports import LOOPBACK, blackhole, free_port, port_accepts
 from tests.servers.redis import RedisServer, running_redis
 
 ENV = "REDIS_PASSWORD"
@@ -33,15 +31,6 @@ def make_probe(
 
 async def run(server: RedisServer, seconds: float = 5.0, **keys: Any) -> ProbeResult:
     return await run_probe(make_probe(server, **keys), seconds)
-
-
-@contextmanager
-def blackhole() -> Iterator[int]:
-    """A port that accepts TCP connections (into the backlog) and never says a word."""
-    with socket.socket() as listener:
-        listener.bind((LOOPBACK, 0))
-        listener.listen(8)
-        yield listener.getsockname()[1]
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 LOOPBACK = "127.0.0.1"
 
@@ -26,3 +28,12 @@ def port_accepts(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+@contextmanager
+def blackhole(host: str = LOOPBACK) -> Iterator[int]:
+    """A port that accepts TCP connections (into the backlog) and never says a word."""
+    with socket.socket() as listener:
+        listener.bind((host, 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
