@@ -122,6 +122,8 @@ def run_main_job(args: argparse.Namespace, console: Console) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # APScheduler logs every job run at INFO: one line per probe slot and per second.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     duration = None if args.duration is None else args.duration.total_seconds()
     asyncio.run(serve(loaded, console, duration))
     return EXIT_OK

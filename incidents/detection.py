@@ -322,6 +322,13 @@ class Detection:
                     note or state.last_reason,
                 )
             )
+            log.info(
+                "probe %s: %s -> %s (%s)",
+                state.probe_id,
+                state.health,
+                health,
+                note or state.last_reason,
+            )
             state.health = health
         if note:
             state.note = note

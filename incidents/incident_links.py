@@ -72,6 +72,7 @@ class IncidentLinks:
     async def resolve(self, number: int, why: str) -> None:
         try:
             await self._service.resolve(format_incident_id(number), DETECTOR, why)
+            log.warning("resolved %s: %s", format_incident_id(number), why)
         except IncidentError as error:
             log.info("not resolving %s: %s", format_incident_id(number), error)
         self.forget(number)
