@@ -22,6 +22,7 @@ import codecs
 import re
 import ssl
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urljoin
@@ -135,7 +136,8 @@ class HttpProbe(Probe):
         self.expect = settings.expect
         self.url = parse_url(settings.url)
         self.body = settings.body.encode() if settings.body is not None else None
-        self.request = build_request(settings.method, self.url, settings.headers, self.body)
+        self.headers, self.unset = secret_headers(settings.headers, self.context.environ)
+        self.request = build_request(settings.method, self.url, self.headers, self.body)
         self.regex = re.compile(self.expect.body_regex) if self.expect.body_regex else None
         self._context: ssl.SSLContext | None = None
 
@@ -150,6 +152,8 @@ class HttpProbe(Probe):
         return self._context
 
     async def observe(self, timeout: float) -> Observation:  # noqa: ASYNC109 - the contract
+        if self.unset:
+            return Observation(Status.ERROR, f"{', '.join(self.unset)} is not set")
         timings = HttpTimings()
         hops: list[str] = []
         began = time.perf_counter()
@@ -191,7 +195,7 @@ class HttpProbe(Probe):
             url = target
 
     def _headers_for(self, url: Url) -> dict[str, str]:
-        headers = self.settings.headers
+        headers = self.headers
         if url.host == self.url.host or not headers:
             return headers
         return {k: v for k, v in headers.items() if k.lower() not in HOST_BOUND_HEADERS}
@@ -248,6 +252,26 @@ class HttpProbe(Probe):
             else (f"HTTP {response.status} in {total:.3g} ms")
         )
         return judge(measurements, tuple(evidence), healthy=healthy, problems=tuple(problems))
+
+
+def secret_headers(
+    headers: dict[str, str], environ: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """`Authorization_env: API_TOKEN` sends `Authorization` with the variable's value.
+
+    Returns the headers to send and the variables that are not set (an `error`:
+    our configuration, not the target, is incomplete).
+    """
+    sent: dict[str, str] = {}
+    unset: list[str] = []
+    for name, value in headers.items():
+        if not name.lower().endswith("_env"):
+            sent[name] = value
+        elif value in environ:
+            sent[name[: -len("_env")]] = environ[value]
+        else:
+            unset.append(value)
+    return sent, unset
 
 
 def _charset(headers: dict[str, str]) -> str:

@@ -321,3 +321,17 @@ async def test_a_server_that_is_not_http_fails_at_once(sshd_server: SSHServer) -
     assert result.status is Status.FAIL
     assert result.reason.startswith("not an HTTP response: 'SSH-2.0-OpenSSH")
     assert result.duration < 1.0
+
+
+async def test_a_header_value_comes_from_the_environment(nginx_server: NginxServer) -> None:
+    """`X-Probe_env: PROBE_TOKEN` sends `X-Probe` with the variable's value, never the name."""
+    settings: dict[str, Any] = {
+        "url": nginx_server.url("/up/echo"),
+        "headers": {"X-Probe_env": "PROBE_TOKEN"},
+        "expect": {"body_contains": "x-probe='s3cret'"},
+    }
+    context = ProbeContext(environ={"PROBE_TOKEN": "s3cret"})
+    sent = await run_probe(build_probe("web", "http", settings, context), 5)
+    assert (sent.status, sent.reason.split(" in ")[0]) == (Status.OK, "HTTP 200")
+    unset = await run_probe(build_probe("web", "http", settings, ProbeContext()), 5)
+    assert (unset.status, unset.reason) == (Status.ERROR, "PROBE_TOKEN is not set")
