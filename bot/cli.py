@@ -23,7 +23,8 @@ from rich.console import Console
 from bot.cli_incidents import add_incident_commands
 from bot.cli_options import common_options, config_path
 from bot.cli_probe import add_probe_command
-from bot.config import ConfigError, TocsinConfig, load_config
+from bot.config import ConfigError, load_config
+from bot.config.json_schema import config_schema
 from bot.config.loader import LoadedConfig
 from bot.main import open_tocsin
 from bot.runtime import running_engine
@@ -104,10 +105,7 @@ def run_check(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_schema(args: argparse.Namespace, console: Console) -> int:
-    schema = TocsinConfig.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "tocsin.yml"
-    sys.stdout.write(json.dumps(schema, indent=2) + "\n")
+    sys.stdout.write(json.dumps(config_schema(), indent=2) + "\n")
     return EXIT_OK
 
 

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 
 from bot.cli import main
 
@@ -194,3 +196,16 @@ def test_limit_must_be_positive(
         main(["incidents", "list", "--limit", limit, "-c", str(config)])
     assert exited.value.code == 2
     assert "is not a positive whole number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("example", sorted((REPO / "examples").glob("*.yml")), ids=lambda p: p.name)
+def test_schema_accepts_every_example_and_knows_kind_keys(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An editor using `tocsin schema` agrees with the loader on real files."""
+    _, out, _ = run(capsys, "schema")
+    validator = jsonschema.Draft202012Validator(json.loads(out))
+    data = yaml.safe_load(example.read_text())
+    assert [e.message for e in validator.iter_errors(data)] == []
+    data["probes"][0]["ulr"] = "http://typo/"
+    assert any("ulr" in e.message for e in validator.iter_errors(data))
