@@ -137,6 +137,9 @@ class HttpProbe(Probe):
         self.url = parse_url(settings.url)
         self.body = settings.body.encode() if settings.body is not None else None
         self.headers, self.unset = secret_headers(settings.headers, self.context.environ)
+        self.secret_names = {
+            n[: -len("_env")] for n in settings.headers if n.lower().endswith("_env")
+        }
         self.request = build_request(settings.method, self.url, self.headers, self.body)
         self.regex = re.compile(self.expect.body_regex) if self.expect.body_regex else None
         self._context: ssl.SSLContext | None = None
@@ -195,10 +198,20 @@ class HttpProbe(Probe):
             url = target
 
     def _headers_for(self, url: Url) -> dict[str, str]:
+        """Credentials go only where they were configured for: same scheme, host and port.
+
+        A redirect elsewhere (or from https down to http) drops the host-bound headers
+        and every header whose value came from a `*_env` secret.
+        """
         headers = self.headers
-        if url.host == self.url.host or not headers:
+        origin = self.url
+        if (url.scheme, url.host, url.port) == (origin.scheme, origin.host, origin.port):
             return headers
-        return {k: v for k, v in headers.items() if k.lower() not in HOST_BOUND_HEADERS}
+        return {
+            name: value
+            for name, value in headers.items()
+            if name.lower() not in HOST_BOUND_HEADERS and name not in self.secret_names
+        }
 
     def _measurements(self, timings: HttpTimings) -> tuple[Measurement, ...]:
         expect = self.expect

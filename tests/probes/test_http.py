@@ -335,3 +335,19 @@ async def test_a_header_value_comes_from_the_environment(nginx_server: NginxServ
     assert (sent.status, sent.reason.split(" in ")[0]) == (Status.OK, "HTTP 200")
     unset = await run_probe(build_probe("web", "http", settings, ProbeContext()), 5)
     assert (unset.status, unset.reason) == (Status.ERROR, "PROBE_TOKEN is not set")
+
+
+@pytest.mark.parametrize(("path", "secret_sent"), [("/here-again", True), ("/elsewhere", False)])
+async def test_secret_headers_never_follow_a_redirect_to_another_origin(
+    nginx_server: NginxServer, path: str, secret_sent: bool
+) -> None:
+    """`/elsewhere` redirects to the upstream's own port: another origin gets no secret."""
+    settings: dict[str, Any] = {
+        "url": nginx_server.url(path),
+        "headers": {"X-Probe_env": "PROBE_TOKEN"},
+    }
+    context = ProbeContext(environ={"PROBE_TOKEN": "s3cret"})
+    result = await run_probe(build_probe("web", "http", settings, context), 5)
+    assert result.status is Status.OK
+    echoed = "x-probe='s3cret'" if secret_sent else "x-probe=''"
+    assert echoed in evidence(result)["body"]

@@ -78,6 +78,13 @@ ROUTES = Template("""\
         location /up/ {
             proxy_pass http://$host:$upstream/;
         }
+        location = /elsewhere {
+            return 302 http://$host:$upstream/echo;
+        }
+        location = /here-again {
+            absolute_redirect off;
+            return 302 /up/echo;
+        }
 """)
 
 # Placeholders use string.Template ($name); nginx variables inside extra
