@@ -3,6 +3,7 @@
 A probe class never raises to its caller: `run_probe` turns a timeout into a
 `fail` (the target did not answer in time) and an unexpected exception into an
 `error` (tocsin could not tell), so one broken probe cannot stop the others.
+It also passes every reason and piece of evidence through `redaction.clean`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from probes.redaction import MAX_EVIDENCE, MAX_REASON, clean
 from probes.result import Observation, ProbeResult, Status
 
 log = logging.getLogger(__name__)
@@ -110,9 +112,12 @@ async def run_probe(probe: Probe, budget: float) -> ProbeResult:
     return ProbeResult(
         probe_id=probe.probe_id,
         status=observation.status,
-        reason=observation.reason,
+        reason=clean(observation.reason, MAX_REASON, one_line=True),
         started_at=started_at,
         duration=time.perf_counter() - began,
         measurements=observation.measurements,
-        evidence=observation.evidence,
+        evidence=tuple(
+            (clean(label, 80, one_line=True), clean(text, MAX_EVIDENCE))
+            for label, text in observation.evidence
+        ),
     )

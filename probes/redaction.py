@@ -1,0 +1,54 @@
+"""What leaves a probe is escaped, capped and redacted (DESIGN.md section 6).
+
+Reasons and evidence quote what targets said (HTTP bodies, command output,
+database errors); they are stored and shown on Slack cards, so secrets that a
+target echoes (a password in a DSN, a bearer token, a private key) are masked
+here, once, for every kind.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_REASON = 500
+MAX_EVIDENCE = 2000
+
+_SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+            re.S,
+        ),
+        "[private key redacted]",
+    ),
+    (re.compile(r"\bxox[abeoprs]-[0-9A-Za-z-]+"), "xox-[redacted]"),
+    (re.compile(r"\bxapp-[0-9A-Za-z-]+"), "xapp-[redacted]"),
+    (re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 [redacted]"),
+    (
+        re.compile(
+            r"(?i)\b([a-z0-9_-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key))"
+            r"([\"']?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
+        ),
+        r"\1\2[redacted]",
+    ),
+    (re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"), r"\1[redacted]@"),
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "[access key redacted]"),
+)
+
+# Control characters other than newline and tab, shown as escapes so that a hostile
+# answer cannot rewrite a terminal or a log line.
+_CONTROL = {n: f"\\x{n:02x}" for n in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F)}
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def clean(text: str, limit: int, *, one_line: bool = False) -> str:
+    """Redacted, control characters escaped, at most `limit` characters."""
+    text = redact(text).translate(_CONTROL)
+    if one_line:
+        text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
