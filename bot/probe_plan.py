@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from bot.config.model import TocsinConfig
 from bot.config.probe_settings import ProbeSettings
+from incidents.clock import Clock, SystemClock
 from incidents.detection_rules import DetectionSettings, ProbeRule, SeverityStep
 from probes.probe import HeartbeatLedger, Probe, ProbeContext, SshHost
 from probes.registry import build_probe
@@ -38,12 +38,27 @@ class PlannedProbe:
         return self.settings.interval.total_seconds()
 
 
+def referenced_variables(config: TocsinConfig) -> set[str]:
+    """The environment variables probes name (`password_env`, `Authorization_env` headers)."""
+    names: set[str] = set()
+    for probe in config.probes:
+        for key, value in (probe.model_extra or {}).items():
+            if key.endswith("_env") and isinstance(value, str):
+                names.add(value)
+            if key == "headers" and isinstance(value, dict):
+                names.update(str(v) for k, v in value.items() if str(k).lower().endswith("_env"))
+    return names
+
+
 def probe_context(
     config: TocsinConfig,
     heartbeats: HeartbeatLedger | None = None,
     environ: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
 ) -> ProbeContext:
-    env = dict(os.environ if environ is None else environ)
+    """What probes may use. Of the environment they see only the variables they name."""
+    env = os.environ if environ is None else environ
+    named = {name: env[name] for name in referenced_variables(config) if name in env}
     hosts = {
         name: SshHost(
             name=name,
@@ -57,10 +72,10 @@ def probe_context(
         for name, host in config.hosts.items()
     }
     return ProbeContext(
-        environ=env,
+        environ=named,
         hosts=hosts,
         heartbeats=heartbeats,
-        now=lambda: datetime.now().astimezone(),
+        now=(clock or SystemClock()).now,
     )
 
 

@@ -79,7 +79,7 @@ async def build_engine(tocsin: Tocsin, clock: Clock, environ: Mapping[str, str])
     config = tocsin.settings.config
     heartbeats = HeartbeatBook(tocsin.database, clock)
     await heartbeats.load(p.id for p in config.probes if p.kind == "heartbeat")
-    planned = plan_probes(config, probe_context(config, heartbeats, environ))
+    planned = plan_probes(config, probe_context(config, heartbeats, environ, clock))
     journal = ProbeJournal(tocsin.database)
     detection = Detection(
         [p.rule for p in planned],

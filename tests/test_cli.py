@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from bot.cli import main
+from bot.config import load_config
+from bot.probe_plan import probe_context
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -209,3 +211,11 @@ def test_schema_accepts_every_example_and_knows_kind_keys(
     assert [e.message for e in validator.iter_errors(data)] == []
     data["probes"][0]["ulr"] = "http://typo/"
     assert any("ulr" in e.message for e in validator.iter_errors(data))
+
+
+def test_probes_see_only_the_variables_they_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLACK_BOT_TOKEN and friends never reach the probe layer."""
+    monkeypatch.setenv("SHOP_DB_PASSWORD", "hunter2")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-not-for-probes")
+    loaded = load_config(REPO / "examples" / "demo.yml")
+    assert dict(probe_context(loaded.config).environ) == {"SHOP_DB_PASSWORD": "hunter2"}
