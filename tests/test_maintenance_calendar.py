@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.config.crontab import crontab_days
 from bot.config.model import MaintenanceWindow
-from bot.maintenance_calendar import ConfiguredCalendar, crontab_days
+from bot.maintenance_calendar import ConfiguredCalendar
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, field_validator, model_validator
 
 from bot.config.command_settings import ApprovalPolicy, CommandSettings
+from bot.config.crontab import cron_triggers
 from bot.config.fields import EnvName, SlackChannel, SlackTarget, Slug, Strict
 from bot.config.probe_settings import ProbeSettings
 from bot.config.runtime_settings import DetectionConfig, ListenerConfig, SchedulerConfig
@@ -103,7 +103,7 @@ class MaintenanceWindow(Strict):
             raise ValueError("a one-off window needs both `start` and `end`")
         if self.cron is not None:
             try:
-                CronTrigger.from_crontab(self.cron)
+                cron_triggers(self.cron, ZoneInfo("UTC"))
             except ValueError as error:
                 raise ValueError(f"cron '{self.cron}' is not a crontab line: {error}") from None
         if self.start is not None and self.end is not None:
