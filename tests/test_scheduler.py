@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections import Counter
 from datetime import timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config.probe_settings import ProbeSettings
 from bot.config.runtime_settings import SchedulerConfig
@@ -118,3 +121,11 @@ def test_first_runs_are_spread_over_the_interval_and_stable() -> None:
     assert max(per_second.values()) < 40  # about 17 per second, never a herd
     assert phase("shop-1", 60) == phase("shop-1", 60)
     assert timedelta(seconds=phase("a", 30)) < timedelta(seconds=30)
+
+
+def test_the_apscheduler_internals_the_loop_scheduler_replaces_still_exist() -> None:
+    """LoopScheduler overrides private AsyncIOScheduler code; an upgrade must not drift."""
+    source = inspect.getsource(AsyncIOScheduler._start_timer)
+    assert "self._timeout = self._eventloop.call_later(wait_seconds, self.wakeup)" in source
+    assert "del self._timeout" in inspect.getsource(AsyncIOScheduler._stop_timer)
+    assert callable(AsyncIOScheduler._process_jobs)
