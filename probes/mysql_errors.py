@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from probes.net import connect_status
 from probes.result import Observation, Status
 
 ACCESS_DENIED = frozenset({1044, 1045, 1130, 1251, 1698})
@@ -51,7 +52,7 @@ def _connect_failure(error: Exception, host: str, where: str) -> Observation:
     if isinstance(cause, TimeoutError):
         return Observation(Status.FAIL, f"no answer from {where} while connecting", (), evidence)
     detail = getattr(cause, "strerror", None) or cause or error_text(error)
-    return Observation(Status.FAIL, f"cannot connect to {where}: {detail}", (), evidence)
+    return Observation(connect_status(cause), f"cannot connect to {where}: {detail}", (), evidence)
 
 
 def classify(

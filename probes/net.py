@@ -192,6 +192,17 @@ def _connect_problem(host: str, port: int, errors: list[OSError]) -> ProbeProble
     return ProbeProblem(Status.ERROR, f"cannot reach {where} from here: {cause}")
 
 
+def connect_status(error: BaseException | None) -> Status:
+    """Whose fault a failed connect is: our own network (`error`) or the target (`fail`).
+
+    Every kind classifies connect failures through this, so one local network fault
+    reads the same for http, tcp, tls, mysql, redis and ssh probes.
+    """
+    if isinstance(error, OSError) and error.errno in _OUR_ERRNOS:
+        return Status.ERROR
+    return Status.FAIL
+
+
 def io_problem(error: OSError, host: str, port: int) -> ProbeProblem:
     """A send or receive that broke after connecting: the target's side dropped us."""
     where = display(host, port)

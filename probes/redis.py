@@ -33,6 +33,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from probes.net import connect_status
 from probes.probe import KindSettings, Probe
 from probes.result import Measurement, Observation, Status
 from probes.thresholds import Threshold, judge, measure
@@ -243,5 +244,5 @@ class RedisProbe(Probe):
                 return Observation(Status.ERROR, reason)
             if isinstance(cause, ConnectionRefusedError):
                 return Observation(Status.FAIL, f"connection refused by {self.where}")
-            return Observation(Status.FAIL, f"cannot talk to {self.where}: {text}")
+            return Observation(connect_status(cause), f"cannot talk to {self.where}: {text}")
         return Observation(Status.FAIL, f"{self.where} answered with an error: {text}")

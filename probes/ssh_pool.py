@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import asyncssh
 
+from probes.net import connect_status
 from probes.probe import SshHost
 from probes.result import Status
 from probes.ssh_run import OUTPUT_CAP, CommandTimedOut, RemoteRun, remote_command, run_remote
@@ -153,7 +154,7 @@ class SshConnection:
             raise SshProblem(Status.FAIL, f"connection refused by {self.where}") from None
         except OSError as error:
             reason = f"cannot reach {self.where}: {error.strerror or error}"
-            raise SshProblem(Status.FAIL, reason) from None
+            raise SshProblem(connect_status(error), reason) from None
 
 
 def _load(path: Path, what: str, read: Callable[[str], T]) -> T:
