@@ -117,7 +117,7 @@ async def run_probe(probe: Probe, budget: float) -> ProbeResult:
         duration=time.perf_counter() - began,
         measurements=observation.measurements,
         evidence=tuple(
-            (clean(label, 80, one_line=True), clean(text, MAX_EVIDENCE))
+            (label, clean(text, MAX_EVIDENCE))  # labels are tocsin's own words
             for label, text in observation.evidence
         ),
     )
