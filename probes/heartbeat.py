@@ -14,8 +14,8 @@ from pydantic import Field
 
 from probes.durations import Duration, format_duration
 from probes.probe import KindSettings, Probe
-from probes.result import Measurement, Observation, Status
-from probes.thresholds import Threshold
+from probes.result import Observation, Status
+from probes.thresholds import Threshold, measure
 
 
 class HeartbeatSettings(KindSettings):
@@ -59,13 +59,9 @@ class HeartbeatProbe(Probe):
         since = last if last is not None else ledger.watching_since(self.probe_id)
         age = now - since
         limit = self.deadline
-        age_measure = Measurement(
-            "since_last_ping_s",
-            round(age.total_seconds(), 1),
-            "s",
-            Threshold(below=limit.total_seconds()).shown(),
-            age <= limit,
-        )
+        # "At most period + grace": a ping exactly on the limit is still on time.
+        threshold = Threshold(below=limit.total_seconds() + 0.001)
+        age_measure = measure("since_last_ping_s", round(age.total_seconds(), 1), "s", threshold)
         evidence = (("last ping", last.isoformat() if last else "never"),)
         if age <= limit:
             reason = (
