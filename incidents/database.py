@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -145,3 +146,12 @@ def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Databa
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def encode_time(moment: datetime | None) -> str | None:
+    """Stored as UTC ISO 8601, so text order is time order in SQL too."""
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def decode_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)

@@ -14,8 +14,7 @@ from datetime import datetime
 import sqlite_utils
 
 from incidents.clock import Clock
-from incidents.database import Database, write_transaction
-from incidents.store import decode_time, encode_time
+from incidents.database import Database, decode_time, encode_time, write_transaction
 
 
 class HeartbeatBook:

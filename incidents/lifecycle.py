@@ -16,6 +16,7 @@ class Action(StrEnum):
     RESOLVE = "resolve"
     REOPEN = "reopen"
     CLOSE = "close"
+    UNACKNOWLEDGE = "unacknowledge"  # escalation's reminders went unanswered
 
 
 TRANSITIONS: dict[tuple[Status, Action], Status] = {
@@ -29,6 +30,7 @@ TRANSITIONS: dict[tuple[Status, Action], Status] = {
     (Status.ACKNOWLEDGED, Action.CLOSE): Status.CLOSED,
     (Status.MITIGATED, Action.CLOSE): Status.CLOSED,
     (Status.RESOLVED, Action.CLOSE): Status.CLOSED,
+    (Status.ACKNOWLEDGED, Action.UNACKNOWLEDGE): Status.OPEN,
 }
 
 MILESTONE_OF: dict[Action, Milestone] = {
@@ -44,12 +46,21 @@ PAST_TENSE: dict[Action, str] = {
     Action.RESOLVE: "resolved",
     Action.REOPEN: "reopened",
     Action.CLOSE: "closed",
+    Action.UNACKNOWLEDGE: "unacknowledged",
 }
 
 
+# Taken by tocsin itself, never offered to people.
+SYSTEM_ACTIONS = frozenset({Action.UNACKNOWLEDGE})
+
+
 def allowed_actions(status: Status) -> list[Action]:
-    """Actions the table allows from `status`, in table order."""
-    return [action for (source, action) in TRANSITIONS if source is status]
+    """Actions a person may take from `status`, in table order."""
+    return [
+        action
+        for (source, action) in TRANSITIONS
+        if source is status and action not in SYSTEM_ACTIONS
+    ]
 
 
 def next_status(incident_id: str, status: Status, action: Action) -> Status:

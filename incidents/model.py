@@ -125,6 +125,7 @@ class TimelineEvent:
     field: str | None = None
     old: str | None = None
     new: str | None = None
+    id: int = 0  # set once stored
 
 
 def format_incident_id(number: int) -> str:

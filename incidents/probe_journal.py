@@ -14,9 +14,8 @@ from datetime import datetime
 
 import sqlite_utils
 
-from incidents.database import Database, write_transaction
+from incidents.database import Database, decode_time, encode_time, write_transaction
 from incidents.probe_state import ProbeState
-from incidents.store import decode_time, encode_time
 from probes.result import Measurement, ProbeResult, Status
 
 KEEP_SAMPLES = 50

@@ -165,6 +165,106 @@ def create_probe_tables(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration("0003_slack")
+def create_delivery_tables(db: sqlite_utils.Database) -> None:
+    """The outbox of Slack writes, escalation steps, ad-hoc maintenance, pins and replays."""
+    db.execute(
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            incident_number INTEGER NOT NULL REFERENCES incidents (number),
+            kind TEXT NOT NULL CHECK (kind IN ('card', 'reply', 'dm')),
+            timeline_id INTEGER,
+            recipient TEXT,
+            text TEXT NOT NULL DEFAULT '',
+            key TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            not_before TEXT,
+            created_at TEXT NOT NULL,
+            claimed_at TEXT,
+            sent_at TEXT,
+            channel TEXT,
+            ts TEXT,
+            error TEXT
+        )
+        """
+    )
+    # Successive changes of one card coalesce into the one pending update.
+    db.execute(
+        """
+        CREATE UNIQUE INDEX outbox_one_pending_card ON outbox (incident_number)
+        WHERE kind = 'card' AND state = 'pending'
+        """
+    )
+    db.execute("CREATE INDEX outbox_open ON outbox (state, incident_number, id)")
+    db.execute(
+        """
+        CREATE TABLE escalation_plans (
+            incident_number INTEGER PRIMARY KEY REFERENCES incidents (number),
+            severity TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            planned_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE escalation_steps (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            incident_number INTEGER NOT NULL REFERENCES incidents (number),
+            kind TEXT NOT NULL CHECK (kind IN ('page', 'reminder')),
+            round INTEGER NOT NULL,
+            level INTEGER NOT NULL,
+            targets TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'delivered', 'cancelled', 'skipped')),
+            done_at TEXT,
+            late INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    db.execute("CREATE INDEX escalation_steps_due ON escalation_steps (state, due_at)")
+    db.execute(
+        "CREATE INDEX escalation_steps_by_incident ON escalation_steps (incident_number, state)"
+    )
+    db.execute(
+        """
+        CREATE TABLE maintenance_windows (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            probes TEXT NOT NULL,
+            starts_at TEXT NOT NULL,
+            ends_at TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            ended_at TEXT,
+            ended_by TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE pinned_messages (
+            channel TEXT NOT NULL,
+            message_ts TEXT NOT NULL,
+            incident_number INTEGER NOT NULL REFERENCES incidents (number),
+            pinned_at TEXT NOT NULL,
+            PRIMARY KEY (channel, message_ts)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE seen_requests (
+            signature TEXT PRIMARY KEY,
+            seen_at TEXT NOT NULL
+        )
+        """
+    )
+
+
 def check_schema_version(db: sqlite_utils.Database, path: Path) -> None:
     """Refuse, without writing, a file migrated by a newer tocsin."""
     unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in SCHEMA_VERSIONS]

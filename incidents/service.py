@@ -13,6 +13,7 @@ from typing import Any
 
 from incidents.clock import Clock
 from incidents.errors import IncidentError
+from incidents.escalation import EscalationPlanner
 from incidents.lifecycle import MILESTONE_OF, PAST_TENSE, Action, next_status
 from incidents.model import (
     Actor,
@@ -38,9 +39,12 @@ MAX_NOTE = 3000
 
 
 class IncidentService:
-    def __init__(self, store: IncidentStore, clock: Clock) -> None:
+    def __init__(
+        self, store: IncidentStore, clock: Clock, planner: EscalationPlanner | None = None
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._planner = planner or EscalationPlanner({})
 
     async def declare(
         self,
@@ -80,7 +84,7 @@ class IncidentService:
                     new=severity.value,
                 )
             )
-            return records.get(number)
+            return self._planned(records, None, number, actor, now)
 
         return await self._store.write(work)
 
@@ -116,10 +120,13 @@ class IncidentService:
                         new=signal.severity.value,
                     )
                 )
-                return Opened(records.get(number), created=True)
+                return Opened(self._planned(records, None, number, signal.actor, now), True)
             if signal.severity.rank < existing.severity.rank:
                 self._record_severity(
                     records, existing, signal.severity, signal.actor, now, signal.reason
+                )
+                return Opened(
+                    self._planned(records, existing, existing.number, signal.actor, now), False
                 )
             return Opened(records.get(existing.number), created=False)
 
@@ -161,7 +168,7 @@ class IncidentService:
             if incident.severity is severity:
                 raise IncidentError(f"{incident.id} is already {severity.value}")
             self._record_severity(records, incident, severity, actor, now, reason)
-            return records.get(number)
+            return self._planned(records, incident, number, actor, now)
 
         return await self._store.write(work)
 
@@ -285,9 +292,22 @@ class IncidentService:
                     new=target.value,
                 )
             )
-            return records.get(number)
+            return self._planned(records, incident, number, actor, now)
 
         return await self._store.write(work)
+
+    def _planned(
+        self,
+        records: IncidentRecords,
+        before: Incident | None,
+        number: int,
+        actor: Actor,
+        now: datetime,
+    ) -> Incident:
+        """Re-plan escalation in the same transaction as the change it follows."""
+        after = records.get(number)
+        self._planner.on_change(records.db, before, after, actor, now)
+        return after
 
     @staticmethod
     def _record_severity(

@@ -11,12 +11,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlite_utils
 
-from incidents.database import Database, write_transaction
+from incidents.database import Database, decode_time, encode_time, write_transaction
 from incidents.errors import IncidentError, IncidentNotFoundError
 from incidents.model import (
     ACTIVE_STATUSES,
@@ -30,6 +30,7 @@ from incidents.model import (
     TimelineEvent,
     format_incident_id,
 )
+from incidents.outbox import OutboxRecords
 
 T = TypeVar("T")
 
@@ -49,20 +50,16 @@ class DuplicateActiveIncident(IncidentError):
     """The partial unique index refused a second active incident for one dedup key."""
 
 
-def encode_time(moment: datetime | None) -> str | None:
-    """Stored as UTC ISO 8601, so text order is time order in SQL too."""
-    return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
-def decode_time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
 class IncidentRecords:
     """Incident rows as domain objects, within the caller's transaction."""
 
     def __init__(self, db: sqlite_utils.Database) -> None:
         self._db = db
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """For other record views that must join this transaction (escalation)."""
+        return self._db
 
     def get(self, number: int) -> Incident:
         rows = list(self._db.query("SELECT * FROM incidents WHERE number = ?", [number]))
@@ -112,6 +109,7 @@ class IncidentRecords:
             ) from error
         number = cursor.lastrowid
         assert number is not None
+        OutboxRecords(self._db).card(number, at)
         return number
 
     def update(self, number: int, expected: Status, at: datetime, changes: dict[str, Any]) -> None:
@@ -127,9 +125,11 @@ class IncidentRecords:
             raise IncidentError(
                 f"{current.id} changed meanwhile (now {current.status.value}); look again"
             )
+        OutboxRecords(self._db).card(number, at)
 
-    def append(self, event: TimelineEvent) -> None:
-        self._db.execute(
+    def append(self, event: TimelineEvent) -> int:
+        """Append one event; the chat is told in the same transaction (card and thread)."""
+        cursor = self._db.execute(
             "INSERT INTO timeline (incident_number, at, actor_source, actor_id, actor_name, "
             "kind, field, old, new, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -145,6 +145,11 @@ class IncidentRecords:
                 event.text,
             ],
         )
+        event_id = cursor.lastrowid
+        assert event_id is not None
+        outbox = OutboxRecords(self._db)
+        outbox.reply(event.incident_number, event_id, event.at)
+        outbox.card(event.incident_number, event.at)
         if event.actor.is_person:
             self._db.execute(
                 "INSERT OR IGNORE INTO participants (incident_number, actor_source, actor_id, "
@@ -157,24 +162,28 @@ class IncidentRecords:
                     encode_time(event.at),
                 ],
             )
+        return event_id
 
     def timeline(self, number: int) -> list[TimelineEvent]:
         rows = self._db.query(
             "SELECT * FROM timeline WHERE incident_number = ? ORDER BY id", [number]
         )
-        return [
-            TimelineEvent(
-                incident_number=row["incident_number"],
-                at=datetime.fromisoformat(row["at"]),
-                actor=Actor(Source(row["actor_source"]), row["actor_id"], row["actor_name"]),
-                kind=row["kind"],
-                text=row["text"],
-                field=row["field"],
-                old=row["old"],
-                new=row["new"],
-            )
-            for row in rows
-        ]
+        return [_event(row) for row in rows]
+
+    def person_activity_since(self, number: int, since: datetime) -> bool:
+        """Did a person do anything on the incident after `since`? (answers a reminder)"""
+        rows = self._db.query(
+            "SELECT 1 FROM timeline WHERE incident_number = ? AND at > ? "
+            "AND actor_source IN ('slack', 'cli') LIMIT 1",
+            [number, encode_time(since)],
+        )
+        return any(True for _ in rows)
+
+    def event(self, event_id: int) -> TimelineEvent:
+        rows = list(self._db.query("SELECT * FROM timeline WHERE id = ?", [event_id]))
+        if not rows:
+            raise IncidentNotFoundError(f"no timeline event {event_id}")
+        return _event(rows[0])
 
     def _participants(self, number: int) -> tuple[Actor, ...]:
         rows = self._db.query(
@@ -204,6 +213,20 @@ class IncidentRecords:
             closure_reason=ClosureReason(reason) if reason else None,
             participants=self._participants(row["number"]),
         )
+
+
+def _event(row: dict[str, Any]) -> TimelineEvent:
+    return TimelineEvent(
+        incident_number=row["incident_number"],
+        at=datetime.fromisoformat(row["at"]),
+        actor=Actor(Source(row["actor_source"]), row["actor_id"], row["actor_name"]),
+        kind=row["kind"],
+        text=row["text"],
+        field=row["field"],
+        old=row["old"],
+        new=row["new"],
+        id=row["id"],
+    )
 
 
 def _encode_value(value: Any) -> Any:
