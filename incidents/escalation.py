@@ -98,6 +98,7 @@ class EscalationPlanner:
         policy = steps.policy_of(number)
         if policy is None or policy.remind_every is None or not targets:
             return
+        # `round` of a reminder: 1 + the reminders already delivered without an answer.
         step = PlannedStep(unanswered + 1, 0, targets, now + policy.remind_every)
         steps.add(number, "reminder", [step])
 
@@ -192,11 +193,12 @@ class Escalation:
                     )
                 )
                 return 0
-        unanswered = 0
+        unanswered = 0  # reminders delivered since a person last did anything
         if step.is_reminder and policy is not None and policy.remind_every is not None:
             since = step.due_at - policy.remind_every
-            unanswered = 0 if records.person_activity_since(incident.number, since) else step.round
-            if policy.unacknowledge_after and unanswered > policy.unacknowledge_after:
+            answered = records.person_activity_since(incident.number, since)
+            unanswered = 0 if answered else step.round - 1
+            if policy.unacknowledge_after and unanswered >= policy.unacknowledge_after:
                 self._unacknowledge(db, incident, now)
                 steps.finish(step.id, "cancelled", now)
                 return 0
@@ -218,7 +220,7 @@ class Escalation:
                 outbox.dm(incident.number, target, text, f"step{step.id}:{target}", now)
         if step.is_reminder:
             self._planner.plan_reminder(
-                steps, incident.number, step.targets, now, unanswered=unanswered
+                steps, incident.number, step.targets, now, unanswered=unanswered + 1
             )
         return 1
 

@@ -171,9 +171,9 @@ class IncidentRecords:
         return [_event(row) for row in rows]
 
     def person_activity_since(self, number: int, since: datetime) -> bool:
-        """Did a person do anything on the incident after `since`? (answers a reminder)"""
+        """Did a person do anything on the incident since `since`? (answers a reminder)"""
         rows = self._db.query(
-            "SELECT 1 FROM timeline WHERE incident_number = ? AND at > ? "
+            "SELECT 1 FROM timeline WHERE incident_number = ? AND at >= ? "
             "AND actor_source IN ('slack', 'cli') LIMIT 1",
             [number, encode_time(since)],
         )
