@@ -7,7 +7,7 @@ every problem of a file can be reported at once.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,13 +19,21 @@ from bot.config.fields import EnvName, SlackChannel, SlackTarget, Slug, Strict
 from bot.config.probe_settings import ProbeSettings
 from bot.config.runtime_settings import DetectionConfig, ListenerConfig, SchedulerConfig
 from commands.catalogue import RiskTier
+from incidents.escalation_policy import Level, Policy, QuietAction, QuietHours
 from incidents.model import Severity
 from probes.durations import Duration, format_duration
 
 
 class SlackSettings(Strict):
     channel: SlackChannel = Field(description="where incident cards are posted")
-    pin_reaction: str = Field("pushpin", description="reaction that adds a message to the timeline")
+    service_channels: dict[str, SlackChannel] = Field(
+        {}, description="per-service channel overrides, e.g. {checkout: '#shop-incidents'}"
+    )
+    pin_reaction: str = Field(
+        "pushpin",
+        pattern=r"^[a-z0-9_+'-]+$",
+        description="reaction that adds a message to the timeline",
+    )
 
 
 class StorageSettings(Strict):
@@ -55,14 +63,65 @@ DEFAULT_SEVERITIES = {
 }
 
 
+class QuietHoursSettings(Strict):
+    """`{from: "22:00", to: "07:00", then: delay}` in the team's time zone."""
+
+    start: time = Field(alias="from")
+    end: time = Field(alias="to")
+    then: QuietAction = Field(QuietAction.DELAY, description="skip the level, or delay it")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHoursSettings:
+        if self.start == self.end:
+            raise ValueError("`from` and `to` are equal; quiet hours need a span")
+        return self
+
+
 class EscalationLevel(Strict):
     notify: list[SlackTarget] = Field(min_length=1)
     after: Duration = timedelta(0)
+    quiet_hours: QuietHoursSettings | None = None
 
 
 class EscalationPolicy(Strict):
     levels: list[EscalationLevel] = Field(min_length=1)
     repeat: int = Field(0, ge=0, le=10, description="times the whole ladder runs again")
+    repeat_every: Duration | None = Field(
+        None, description="length of one round; default: the last level's `after`, at least 5m"
+    )
+    remind_every: Duration | None = Field(
+        None, description="remind whoever acknowledged this often while it stays acknowledged"
+    )
+    unacknowledge_after: int = Field(
+        0, ge=0, le=10, description="unanswered reminders before the incident is open again"
+    )
+
+    def policy(self) -> Policy:
+        """The domain's snapshot of this policy."""
+        return Policy(
+            levels=tuple(
+                Level(
+                    tuple(level.notify),
+                    level.after,
+                    None
+                    if level.quiet_hours is None
+                    else QuietHours(
+                        level.quiet_hours.start, level.quiet_hours.end, level.quiet_hours.then
+                    ),
+                )
+                for level in self.levels
+            ),
+            repeat=self.repeat,
+            repeat_every=self.repeat_every,
+            remind_every=self.remind_every,
+            unacknowledge_after=self.unacknowledge_after,
+        )
+
+    @model_validator(mode="after")
+    def _reminders(self) -> EscalationPolicy:
+        if self.unacknowledge_after and self.remind_every is None:
+            raise ValueError("`unacknowledge_after` needs `remind_every`")
+        return self
 
     @field_validator("levels")
     @classmethod

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot.config.fields import Slug
+from bot.config.fields import SlackChannel, Slug
 from bot.config.problems import ConfigProblem, problems_from_validation
 from incidents.model import Severity
 from probes.durations import Duration, format_duration
@@ -77,6 +77,9 @@ class ProbeSettings(BaseModel):
     depends_on: list[str] = []
     remediate: list[str] = []
     labels: dict[str, str] = {}
+    channel: SlackChannel | None = Field(
+        None, description="post this probe's incidents here instead of slack.channel"
+    )
     severity_ladder: list[LadderStep] = []
 
     @field_validator("interval")
