@@ -28,6 +28,7 @@ from bot.config.json_schema import config_schema
 from bot.config.loader import LoadedConfig
 from bot.main import open_tocsin
 from bot.runtime import running_engine
+from bot.slack_connection import missing_slack_settings, slack_credentials
 from bot.terminal import render_check, render_incident_table
 from commands.errors import CommandError
 from incidents.clock import SystemClock
@@ -136,14 +137,22 @@ async def serve(loaded: LoadedConfig, console: Console, duration: float | None) 
         active = await tocsin.incidents.list_incidents(ACTIVE_STATUSES)
         console.print(f"Store {tocsin.database.path} is ready.")
         render_incident_table(console, active, loaded.config.zone)
-        async with running_engine(tocsin, SystemClock(), os.environ) as engine:
+        credentials = slack_credentials(os.environ)
+        if credentials is None:
+            console.print("Slack is not connected; Slack messages wait in the outbox. Set:")
+            for line in missing_slack_settings(os.environ):
+                console.print(f"  - {line}", markup=False, highlight=False)
+        async with running_engine(tocsin, SystemClock(), os.environ, slack=credentials) as engine:
+            mode = f"Slack in {credentials.mode.value} mode; " if credentials else ""
             console.print(
-                f"Probing {len(engine.planned)} probes; heartbeats at "
+                f"{mode}probing {len(engine.planned)} probes; heartbeats at "
                 f"{engine.listener_url}/heartbeat/<probe-id>. Stop with Ctrl-C or SIGTERM."
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), duration)
-        console.print("Stopped: in-flight probes finished, results saved.")
+        console.print(
+            "Stopped: in-flight probes finished, results saved, Slack messages sent or queued."
+        )
 
 
 if __name__ == "__main__":

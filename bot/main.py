@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bot.config import LoadedConfig
 from incidents.clock import Clock, SystemClock
 from incidents.database import Database
+from incidents.escalation import EscalationPlanner
 from incidents.service import IncidentService
 from incidents.store import IncidentStore
 
@@ -23,7 +24,9 @@ class Tocsin:
 
     settings: LoadedConfig
     database: Database
+    store: IncidentStore
     incidents: IncidentService
+    planner: EscalationPlanner
 
 
 @asynccontextmanager
@@ -32,7 +35,12 @@ async def open_tocsin(
 ) -> AsyncIterator[Tocsin]:
     database = await Database.open(settings.config.storage.path, busy_timeout=busy_timeout)
     try:
-        service = IncidentService(IncidentStore(database), clock or SystemClock())
-        yield Tocsin(settings=settings, database=database, incidents=service)
+        config = settings.config
+        planner = EscalationPlanner(
+            {severity: policy.policy() for severity, policy in config.escalation.items()}
+        )
+        store = IncidentStore(database)
+        service = IncidentService(store, clock or SystemClock(), planner)
+        yield Tocsin(settings, database, store, service, planner)
     finally:
         await database.close()

@@ -1,8 +1,10 @@
-"""The running probe engine: scheduler, detection, result journal and HTTP listener.
+"""The running process: scheduler, detection, escalation, Slack and the HTTP listener.
 
 `running_engine` starts them in dependency order inside the event loop and
-stops them in reverse: scheduling stops first, in-flight probes finish or time
-out, then the journal is flushed, so a SIGTERM loses no streak and no sample.
+stops them in reverse: Slack stops taking events, scheduling stops, in-flight
+probes finish or time out, the journal is flushed, and the outbox sender lets
+in-flight sends finish (the rest stays queued in SQLite), so a SIGTERM loses
+no streak, no sample and no message.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -19,17 +22,26 @@ from bot.listener import listener_app
 from bot.main import Tocsin
 from bot.maintenance_calendar import ConfiguredCalendar
 from bot.probe_plan import PlannedProbe, detection_settings, plan_probes, probe_context
+from bot.replay_guard import slack_events_handler
 from bot.scheduler import ProbeScheduler
+from bot.slack_app import SlackFace, build_slack
+from bot.slack_connection import SlackCredentials
 from incidents.clock import Clock
 from incidents.detection import Detection
+from incidents.escalation import Escalation
 from incidents.heartbeats import HeartbeatBook
+from incidents.outbox import Outbox
 from incidents.probe_journal import ProbeJournal
 from probes.heartbeat import HeartbeatSettings
+from probes.probe import run_probe
+from probes.result import ProbeResult
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 PRUNE_SECONDS = 60.0
+GUARD_SAVE_SECONDS = 2.0
+OUTBOX_KEEP = timedelta(days=7)
 
 
 @dataclass
@@ -39,11 +51,16 @@ class Engine:
     journal: ProbeJournal
     heartbeats: HeartbeatBook
     scheduler: ProbeScheduler
+    escalation: Escalation
+    outbox: Outbox
+    slack: SlackFace | None = None
     listener_url: str = ""
 
     def health(self) -> dict[str, Any]:
         states = self.detection.states.values()
+        slack = {"slack": self.slack.health()} if self.slack is not None else {}
         return {
+            **slack,
             "status": "ok",
             "probes": len(self.planned),
             "runs": self.scheduler.runs,
@@ -61,6 +78,16 @@ class Engine:
 
     async def prune(self) -> None:
         await self.journal.prune()
+        cutoff = datetime.now(UTC) - OUTBOX_KEEP
+        await self.outbox.write(lambda records: records.prune(cutoff))
+
+    async def escalate(self) -> None:
+        await self.escalation.deliver_due()
+
+    async def run_probe(self, probe_id: str) -> ProbeResult:
+        """Run one probe now, outside its schedule (`/probe`); its result is not recorded."""
+        planned = next(p for p in self.planned if p.id == probe_id)
+        return await run_probe(planned.probe, planned.timeout)
 
 
 def heartbeat_tokens(
@@ -91,20 +118,51 @@ async def build_engine(tocsin: Tocsin, clock: Clock, environ: Mapping[str, str])
     )
     await detection.restore()
     scheduler = ProbeScheduler(planned, config.scheduler, detection.observe, detection.mark_stale)
-    return Engine(planned, detection, journal, heartbeats, scheduler)
+    escalation = Escalation(tocsin.database, tocsin.planner, clock, config.zone)
+    return Engine(
+        planned, detection, journal, heartbeats, scheduler, escalation, Outbox(tocsin.database)
+    )
 
 
 @asynccontextmanager
 async def running_engine(
-    tocsin: Tocsin, clock: Clock, environ: Mapping[str, str], *, listen: bool = True
+    tocsin: Tocsin,
+    clock: Clock,
+    environ: Mapping[str, str],
+    *,
+    listen: bool = True,
+    slack: SlackCredentials | None = None,
 ) -> AsyncIterator[Engine]:
     engine = await build_engine(tocsin, clock, environ)
+    if slack is not None:
+        engine.slack = build_slack(
+            slack,
+            tocsin.settings.config,
+            tocsin.incidents,
+            tocsin.store,
+            engine.journal,
+            engine.escalation,
+            engine.outbox,
+            clock,
+            engine.run_probe,
+        )
     runner: web.AppRunner | None = None
+    tickers = [
+        (engine.tick, TICK_SECONDS),
+        (engine.escalate, TICK_SECONDS),
+        (engine.prune, PRUNE_SECONDS),
+    ]
     if listen:
         listener = tocsin.settings.config.listener
         app = listener_app(
             engine.heartbeats, heartbeat_tokens(engine.planned, environ), engine.health
         )
+        if engine.slack is not None and engine.slack.guard is not None:
+            await engine.slack.guard.load()
+            app.router.add_post(
+                "/slack/events", slack_events_handler(engine.slack.app, engine.slack.guard)
+            )
+            tickers.append((engine.slack.guard.save, GUARD_SAVE_SECONDS))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, listener.host, listener.port)
@@ -112,12 +170,16 @@ async def running_engine(
         host, port = runner.addresses[0][:2]
         engine.listener_url = f"http://{host}:{port}"
         log.info("listening on %s", engine.listener_url)
-    engine.scheduler.start([(engine.tick, TICK_SECONDS), (engine.prune, PRUNE_SECONDS)])
+    if engine.slack is not None:
+        await engine.slack.start()
+    engine.scheduler.start(tickers)
     try:
         yield engine
     finally:
         await engine.scheduler.stop()
         await engine.detection.tick()
         await engine.journal.flush()
+        if engine.slack is not None:
+            await engine.slack.stop()
         if runner is not None:
             await runner.cleanup()

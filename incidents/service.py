@@ -259,6 +259,13 @@ class IncidentService:
 
         return await self._store.read(work)
 
+    async def find_by_thread(self, channel: str, thread_ts: str) -> Incident | None:
+        """The incident whose card is the parent of this Slack thread, if any."""
+        return await self._store.read(lambda records: records.by_thread(channel, thread_ts))
+
+    async def event(self, timeline_id: int) -> TimelineEvent:
+        return await self._store.read(lambda records: records.event(timeline_id))
+
     async def _transition(
         self,
         incident_id: str,

@@ -78,6 +78,12 @@ class IncidentRecords:
         )
         return next((self._incident(row) for row in rows), None)
 
+    def by_thread(self, channel: str, thread_ts: str) -> Incident | None:
+        rows = self._db.query(
+            "SELECT * FROM incidents WHERE channel = ? AND thread_ts = ?", [channel, thread_ts]
+        )
+        return next((self._incident(row) for row in rows), None)
+
     def select(self, statuses: Iterable[Status] | None = None, limit: int = 50) -> list[Incident]:
         wanted = [status.value for status in statuses] if statuses is not None else []
         where = f"WHERE status IN ({', '.join('?' * len(wanted))})" if wanted else ""

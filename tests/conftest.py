@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.servers.fixtures",
     "tests.servers.tls_fixtures",
     "tests.servers.replica_fixtures",
+    "tests.slack_fake",
 ]
 
 ALICE = Actor(Source.SLACK, "T01:U01ALICE", "alice")

@@ -1,0 +1,116 @@
+"""HTTP mode's front door: Slack's signature, a five-minute window, and no replays.
+
+Slack signs each request; a signature within the five-minute window would be
+accepted again if someone captured and re-sent the request. Each accepted
+signature is remembered for the window (in memory for speed, and written to
+SQLite in the background so that a restart inside the window still refuses
+it), and a request carrying one seen before is refused before Bolt sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+import sqlite_utils
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
+
+from incidents.database import Database, write_transaction
+
+log = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 300
+
+
+class ReplayGuard:
+    def __init__(self, signing_secret: str, database: Database | None = None) -> None:
+        self._verifier = SignatureVerifier(signing_secret)
+        self._database = database
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._unsaved: list[tuple[str, float]] = []
+        self.refused = 0
+
+    async def load(self) -> None:
+        """Remember the signatures accepted within the window before a restart."""
+        if self._database is None:
+            return
+        horizon = time.time() - WINDOW_SECONDS
+
+        def work(db: sqlite_utils.Database) -> list[tuple[str, float]]:
+            rows = db.execute(
+                "SELECT signature, seen_at FROM seen_requests WHERE seen_at > ?", [str(horizon)]
+            ).fetchall()
+            return [(row[0], float(row[1])) for row in rows]
+
+        for signature, at in sorted(await self._database.run(work), key=lambda r: r[1]):
+            self._seen[signature] = at
+
+    def check(self, body: bytes, timestamp: str, signature: str) -> str:
+        """Why the request is refused, or "" when it may go on (and is now remembered)."""
+        now = time.time()
+        try:
+            age = abs(now - int(timestamp))
+        except ValueError:
+            return "missing or malformed timestamp"
+        if age > WINDOW_SECONDS:
+            return "timestamp outside the five-minute window"
+        if not self._verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
+            return "bad signature"
+        self._forget_before(now - WINDOW_SECONDS)
+        if signature in self._seen:
+            return "replayed request"
+        self._seen[signature] = now
+        self._unsaved.append((signature, now))
+        return ""
+
+    async def save(self) -> None:
+        """Write remembered signatures and drop expired ones (called by a ticker)."""
+        if self._database is None:
+            self._unsaved.clear()
+            return
+        batch, self._unsaved = self._unsaved, []
+        horizon = time.time() - WINDOW_SECONDS
+
+        def work(db: sqlite_utils.Database) -> None:
+            with write_transaction(db):
+                db.conn.executemany(
+                    "INSERT OR IGNORE INTO seen_requests (signature, seen_at) VALUES (?, ?)",
+                    [(signature, str(at)) for signature, at in batch],
+                )
+                db.execute("DELETE FROM seen_requests WHERE seen_at < ?", [str(horizon)])
+
+        await self._database.run(work)
+
+    def _forget_before(self, horizon: float) -> None:
+        while self._seen:
+            signature, at = next(iter(self._seen.items()))
+            if at >= horizon:
+                return
+            del self._seen[signature]
+
+
+def slack_events_handler(
+    app: AsyncApp, guard: ReplayGuard
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The `/slack/events` route: refuse what the guard refuses, hand the rest to Bolt."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        refusal = guard.check(
+            body,
+            request.headers.get("X-Slack-Request-Timestamp", ""),
+            request.headers.get("X-Slack-Signature", ""),
+        )
+        if refusal:
+            guard.refused += 1
+            log.warning("refused a Slack request: %s", refusal)
+            return web.json_response({"error": refusal}, status=401)
+        bolt_response = await app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    return handle

@@ -1,0 +1,140 @@
+"""tocsin's Slack face: the Bolt app, its listeners, the outbox sender, and the connection.
+
+Socket Mode when `SLACK_APP_TOKEN` is set; HTTP mode otherwise, where the
+process's one HTTP listener serves `/slack/events` behind the replay guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot.card_listeners import register_card_listeners
+from bot.card_source import CardSource
+from bot.config.model import TocsinConfig
+from bot.replay_guard import ReplayGuard
+from bot.slack_connection import SlackCredentials, SlackMode, web_client
+from bot.slack_context import SlackContext, guarded, respond_reply
+from bot.slack_people import SlackDirectory
+from bot.slack_sender import SlackSender
+from bot.slack_views import probe_result_blocks
+from bot.slash_incident import register_incident_command
+from bot.thread_listeners import register_thread_listeners
+from incidents.clock import Clock
+from incidents.errors import IncidentError
+from incidents.escalation import Escalation
+from incidents.outbox import Outbox
+from incidents.pins import PinBoard
+from incidents.probe_journal import ProbeJournal
+from incidents.service import IncidentService
+from incidents.store import IncidentStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SlackFace:
+    credentials: SlackCredentials
+    app: AsyncApp
+    context: SlackContext
+    sender: SlackSender
+    guard: ReplayGuard | None
+    socket: AsyncSocketModeHandler | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _sender_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._connect_directory()
+        self._sender_task = asyncio.create_task(self.sender.run(self._stop))
+        if self.credentials.mode is SlackMode.SOCKET:
+            self.socket = AsyncSocketModeHandler(self.app, self.credentials.app_token)
+            await self.socket.connect_async()  # type: ignore[no-untyped-call]
+            log.info("connected to Slack in Socket Mode")
+        else:
+            log.info("Slack HTTP mode: events arrive at /slack/events")
+
+    async def stop(self) -> None:
+        """Stop taking events, let in-flight sends finish; the rest stays in the outbox."""
+        if self.socket is not None:
+            await self.socket.close_async()  # type: ignore[no-untyped-call]
+        self._stop.set()
+        if self._sender_task is not None:
+            await self._sender_task
+        if self.guard is not None:
+            await self.guard.save()
+
+    def health(self) -> dict[str, Any]:
+        stats = self.sender.stats
+        return {
+            "mode": self.credentials.mode.value,
+            "sent": stats.sent,
+            "failed": stats.failed,
+            "rate_limited": stats.rate_limited,
+            "retried": stats.retried,
+        }
+
+    async def _connect_directory(self) -> None:
+        try:
+            await self.context.directory.connect()
+        except Exception as error:
+            log.error("Slack did not answer auth.test (%s); the outbox keeps messages", error)
+
+
+def build_slack(
+    credentials: SlackCredentials,
+    config: TocsinConfig,
+    incidents: IncidentService,
+    store: IncidentStore,
+    journal: ProbeJournal,
+    escalation: Escalation,
+    outbox: Outbox,
+    clock: Clock,
+    run_probe: Any = None,
+) -> SlackFace:
+    """Everything Slack-facing, wired but not yet connected."""
+    client = web_client(credentials)
+    directory = SlackDirectory(client)
+    cards = CardSource(config, incidents, journal, escalation, clock, directory.mention)
+    context = SlackContext(config, incidents, escalation, directory, cards, clock, run_probe)
+    socket_mode = credentials.mode is SlackMode.SOCKET
+    app = AsyncApp(
+        client=client,
+        signing_secret=None if socket_mode else credentials.signing_secret,
+        request_verification_enabled=not socket_mode,
+        process_before_response=False,
+    )
+    register_card_listeners(app, context)
+    register_incident_command(app, context)
+    register_thread_listeners(app, context, PinBoard(store, clock))
+    register_probe_command(app, context)
+    sender = SlackSender(outbox, web_client(credentials, retries=False), cards, clock)
+    guard = None if socket_mode else ReplayGuard(credentials.signing_secret or "", store.database)
+    return SlackFace(credentials, app, context, sender, guard)
+
+
+def register_probe_command(app: AsyncApp, context: SlackContext) -> None:
+    @app.command("/probe")
+    async def probe_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+
+        async def work() -> None:
+            probe_id = str(body.get("text") or "").strip()
+            known = [probe.id for probe in context.config.probes]
+            if not probe_id:
+                raise IncidentError("name a probe: " + ", ".join(known[:30]))
+            if probe_id not in known or context.run_probe is None:
+                raise IncidentError(f"no probe '{probe_id}'; known: {', '.join(known[:30])}")
+            await context.actor(body)
+            result = await context.run_probe(probe_id)
+            await respond(
+                text=f"{probe_id}: {result.status.value}",
+                blocks=probe_result_blocks(result, context.config.zone),
+                response_type="ephemeral",
+            )
+
+        await guarded(work, respond_reply(respond))

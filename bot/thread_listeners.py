@@ -1,0 +1,106 @@
+"""Inside an incident thread: `@tocsin ack|sev|note|resolve`, and the pin reaction.
+
+Slack does not run slash commands in threads, so the thread has its own short
+commands. Reacting with the pin emoji (default :pushpin:) to a thread message
+adds it to the timeline with its own time and author, once.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack_context import SlackContext, ephemeral_reply, guarded
+from incidents.errors import IncidentError
+from incidents.model import Actor, Incident, Severity, Source
+from incidents.pins import PinBoard
+
+MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
+THREAD_HELP = (
+    "In an incident thread: `@tocsin ack`, `@tocsin sev P1 [reason]`, "
+    "`@tocsin note <text>`, `@tocsin resolve <reason>`."
+)
+
+
+def register_thread_listeners(app: AsyncApp, context: SlackContext, pins: PinBoard) -> None:
+    @app.event("app_mention")
+    async def mentioned(
+        event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        channel = str(event.get("channel") or "")
+        thread_ts = event.get("thread_ts")
+        reply = ephemeral_reply(client, channel, str(event.get("user") or ""), thread_ts)
+
+        async def work() -> None:
+            if not thread_ts:
+                raise IncidentError(f"mention me inside an incident's thread. {THREAD_HELP}")
+            incident = await context.incidents.find_by_thread(channel, str(thread_ts))
+            if incident is None:
+                raise IncidentError(f"this thread is not an incident's. {THREAD_HELP}")
+            words = MENTION.sub("", str(event.get("text") or "")).split()
+            await _thread_command(context, incident, words, {**body, "user_id": event.get("user")})
+
+        await guarded(work, reply)
+
+    @app.event("reaction_added")
+    async def reacted(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("reaction") != context.config.slack.pin_reaction:
+            return
+        item = event.get("item") or {}
+        channel = str(item.get("channel") or "")
+        message_ts = str(item.get("ts") or "")
+        reply = ephemeral_reply(client, channel, str(event.get("user") or ""), None)
+
+        async def work() -> None:
+            answer = await client.conversations_replies(
+                channel=channel, ts=message_ts, latest=message_ts, inclusive=True, limit=1
+            )
+            message = next(
+                (m for m in answer.get("messages") or [] if m.get("ts") == message_ts), None
+            )
+            thread_ts = (message or {}).get("thread_ts")
+            if message is None or not thread_ts:
+                return
+            incident = await context.incidents.find_by_thread(channel, str(thread_ts))
+            if incident is None:
+                return
+            await context.actor({**body, "user_id": event.get("user")})
+            team = str(body.get("team_id") or context.directory.team_id)
+            author = str(message.get("user") or message.get("bot_id") or "unknown")
+            await pins.pin(
+                incident.number,
+                channel,
+                message_ts,
+                Actor(Source.SLACK, f"{team}:{author}"),
+                datetime.fromtimestamp(float(message_ts), UTC),
+                str(message.get("text") or ""),
+            )
+
+        await guarded(work, reply)
+
+
+async def _thread_command(
+    context: SlackContext, incident: Incident, words: list[str], body: dict[str, Any]
+) -> None:
+    if not words:
+        raise IncidentError(THREAD_HELP)
+    verb, rest = words[0].lower(), words[1:]
+    if verb in ("ack", "acknowledge"):
+        await context.incidents.acknowledge(incident.id, await context.actor(body))
+    elif verb == "sev":
+        if not rest or rest[0].upper() not in Severity.__members__:
+            raise IncidentError("write `@tocsin sev P1 [reason]`")
+        await context.incidents.change_severity(
+            incident.id, Severity(rest[0].upper()), await context.actor(body), " ".join(rest[1:])
+        )
+    elif verb == "note":
+        await context.incidents.add_note(incident.id, await context.actor(body), " ".join(rest))
+    elif verb == "resolve":
+        reason = " ".join(rest) or "resolved from the thread"
+        await context.incidents.resolve(incident.id, await context.actor(body), reason)
+    else:
+        raise IncidentError(f"I don't know '{verb}'. {THREAD_HELP}")

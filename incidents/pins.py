@@ -1,0 +1,41 @@
+"""Messages people pinned into an incident's timeline, each at most once.
+
+The timeline event keeps the message's own time and author, so a postmortem
+reads the thread's story in the order it happened.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from incidents.clock import Clock
+from incidents.database import encode_time
+from incidents.model import Actor, TimelineEvent
+from incidents.service import MAX_NOTE
+from incidents.store import IncidentRecords, IncidentStore
+
+
+class PinBoard:
+    def __init__(self, store: IncidentStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def pin(
+        self, number: int, channel: str, message_ts: str, author: Actor, at: datetime, text: str
+    ) -> bool:
+        """Add the message to the timeline; False when it was pinned before."""
+        now = self._clock.now()
+
+        def work(records: IncidentRecords) -> bool:
+            records.get(number)
+            cursor = records.db.execute(
+                "INSERT OR IGNORE INTO pinned_messages (channel, message_ts, incident_number, "
+                "pinned_at) VALUES (?, ?, ?, ?)",
+                [channel, message_ts, number, encode_time(now)],
+            )
+            if cursor.rowcount != 1:
+                return False
+            records.append(TimelineEvent(number, at, author, "pinned", text=text[:MAX_NOTE]))
+            return True
+
+        return await self._store.write(work)
