@@ -70,7 +70,8 @@ def classify(error: BaseException) -> Outcome:
     if isinstance(error, SlackApiError):
         response = error.response
         status = response.status_code
-        code = str(response.get("error") or f"HTTP {status}")
+        data = response.data if isinstance(response.data, dict) else {}
+        code = str(data.get("error") or f"HTTP {status}")
         if status == 429 or code == "ratelimited":
             retry_after = _retry_after(response.headers)
             return Outcome(

@@ -75,6 +75,7 @@ class SlackSender:
         self._busy: set[str] = set()
         self._next_at: dict[tuple[str, bool], float] = {}
         self._dm_channels: dict[str, str] = {}
+        self._channel_ids: dict[str, str] = {}  # "#name" -> id, learnt from posts
         self._tasks: set[asyncio.Task[None]] = set()
         self._paused_until = 0.0
         self.stats = SenderStats()
@@ -186,6 +187,7 @@ class SlackSender:
                     unfurl_media=False,
                 )
                 ts = str(response["ts"])
+                self._channel_ids[message.channel] = str(response["channel"])
                 message = Message(
                     message.rows, str(response["channel"]), message.thread_ts, message.edit
                 )
@@ -272,6 +274,8 @@ class SlackSender:
         """The ts of an earlier attempt of this message, if it reached Slack."""
         head = message.head
         oldest = head.claimed_at.timestamp() - 5 if head.claimed_at else 0
+        channel = await self._channel_id(message.channel)
+        message = Message(message.rows, channel, message.thread_ts, message.edit)
         if message.thread_ts is not None:
             response = await self._client.conversations_replies(
                 channel=message.channel,
@@ -292,6 +296,26 @@ class SlackSender:
                 return str(posted["ts"])
         await self._outbox.write(lambda r: r.release([row.id for row in message.rows]))
         return None
+
+    async def _channel_id(self, channel: str) -> str:
+        """History calls take ids only; a configured `#name` is looked up once."""
+        if not channel.startswith("#"):
+            return channel
+        if channel not in self._channel_ids:
+            cursor = ""
+            while True:
+                answer = await self._client.conversations_list(
+                    types="public_channel,private_channel",
+                    exclude_archived=True,
+                    limit=1000,
+                    cursor=cursor or None,
+                )
+                for found in answer.get("channels") or []:
+                    self._channel_ids[f"#{found['name']}"] = str(found["id"])
+                cursor = ((answer.get("response_metadata") or {}).get("next_cursor")) or ""
+                if not cursor:
+                    break
+        return self._channel_ids.get(channel, channel)
 
     async def _dm_channel(self, user: str) -> str | None:
         if user not in self._dm_channels:

@@ -167,6 +167,7 @@ class SlackFake:
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.open": self._conversations_open,
             "conversations.history": self._conversations_history,
+            "conversations.list": self._conversations_list,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "usergroups.list": self._usergroups_list,
@@ -556,8 +557,9 @@ class SlackFake:
         return channel
 
     def _next_ts(self) -> str:
-        micros = self._next_micros
-        self._next_micros += 100
+        """Wall-clock time, as Slack's own ts, strictly increasing (history windows rely on it)."""
+        micros = max(self._next_micros, int(time.time() * 1_000_000))
+        self._next_micros = micros + 100
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _new_message(
@@ -731,6 +733,14 @@ class SlackFake:
         ]
         shown.sort(key=_ts_key, reverse=True)
         return self._page(shown, args)
+
+    def _conversations_list(self, call: Call) -> Json:
+        """Public and private channels the app can see (one page; the fake has few)."""
+        channels = [
+            {"id": cid, "name": name, "is_channel": True, "is_archived": False}
+            for cid, name in self.channels.items()
+        ]
+        return {"ok": True, "channels": channels, "response_metadata": {"next_cursor": ""}}
 
     def _conversations_replies(self, call: Call) -> Json:
         args = call.args
