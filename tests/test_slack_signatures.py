@@ -1,0 +1,100 @@
+"""HTTP mode refuses unsigned, stale and replayed requests before anything is processed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot import slack_ids
+from bot.config.loader import load_config
+from bot.main import open_tocsin
+from bot.runtime import Engine, running_engine
+from bot.slack_connection import slack_credentials
+from incidents.clock import SystemClock
+from incidents.model import Severity, Status
+from tests.conftest import ALICE as ALICE_ACTOR
+from tests.slack_fake import BOT_TOKEN, INCIDENTS_CHANNEL, SlackFake
+from tests.slack_requests import SIGNING_SECRET, button_click, signed_headers
+
+
+@pytest.fixture
+async def engine(slack_fake: SlackFake, tmp_path: Path) -> AsyncIterator[Engine]:
+    path = tmp_path / "tocsin.yml"
+    path.write_text(
+        f'slack: {{channel: "#ops-incidents"}}\nstorage: {{path: {tmp_path / "t.db"}}}\n'
+        "listener: {port: 0}\n"
+    )
+    environ = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_API_URL": slack_fake.api_url,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+    }
+    slack_fake.add_user("U0ALICE", "alice")
+    async with (
+        open_tocsin(load_config(path)) as tocsin,
+        running_engine(tocsin, SystemClock(), environ, slack=slack_credentials(environ)) as running,
+    ):
+        await tocsin.incidents.declare("checkout down", Severity.P1, ALICE_ACTOR)
+        yield running
+
+
+def ack_body(fake: SlackFake) -> str:
+    return button_click(
+        slack_ids.ACKNOWLEDGE,
+        "INC-1",
+        user="U0ALICE",
+        channel=INCIDENTS_CHANNEL,
+        message_ts="1.1",
+        response_url=fake.response_url("ack"),
+    )
+
+
+async def post(engine: Engine, body: str, headers: dict[str, str]) -> int:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{engine.listener_url}/slack/events", data=body, headers=headers) as answer,
+    ):
+        return answer.status
+
+
+async def status_of(engine: Engine) -> Status:
+    assert engine.slack is not None
+    return (await engine.slack.context.incidents.get("INC-1")).status
+
+
+async def test_wrong_signature_is_refused(engine: Engine, slack_fake: SlackFake) -> None:
+    body = ack_body(slack_fake)
+    assert await post(engine, body, signed_headers(body, secret="not-the-secret")) == 401
+    assert await post(engine, body, {**signed_headers(body), "X-Slack-Signature": ""}) == 401
+    assert await status_of(engine) is Status.OPEN
+
+
+async def test_stale_timestamp_is_refused(engine: Engine, slack_fake: SlackFake) -> None:
+    body = ack_body(slack_fake)
+    stale = signed_headers(body, timestamp=int(time.time()) - 6 * 60)
+    assert await post(engine, body, stale) == 401
+    assert await status_of(engine) is Status.OPEN
+
+
+async def test_a_replay_is_refused_and_processed_once(
+    engine: Engine, slack_fake: SlackFake
+) -> None:
+    body = button_click(
+        slack_ids.ADD_NOTE,
+        "INC-1",
+        user="U0ALICE",
+        channel=INCIDENTS_CHANNEL,
+        message_ts="1.1",
+        response_url=slack_fake.response_url("note"),
+    )
+    headers = signed_headers(body)
+    assert await post(engine, body, headers) == 200
+    assert await post(engine, body, headers) == 401
+    await slack_fake.wait_for(lambda: slack_fake.calls_to("views.open"), timeout=5)
+    assert len(slack_fake.calls_to("views.open")) == 1
+    assert engine.slack is not None and engine.slack.guard is not None
+    assert engine.slack.guard.refused == 1
