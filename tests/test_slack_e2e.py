@@ -108,6 +108,7 @@ async def test_failure_card_escalation_ack_and_recovery(
             lambda: next(iter(slack_fake.top_level(INCIDENTS_CHANNEL)), None), timeout=10
         )
         posted_at = time.monotonic()
+        assert card is not None
         assert "INC-1" in card["text"] and "P1" in card["text"]
         card_ts = card["ts"]
 
