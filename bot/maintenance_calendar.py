@@ -1,6 +1,8 @@
-"""Maintenance windows from tocsin.yml, answered for detection (`MaintenanceCalendar`).
+"""Maintenance windows answered for detection (`MaintenanceCalendar`).
 
-Cron lines are read as crontab reads them (see `bot/config/crontab.py`).
+`ConfiguredCalendar` holds the windows of tocsin.yml; cron lines are read as
+crontab reads them (see `bot/config/crontab.py`). `CombinedCalendar` adds the
+ad-hoc windows people start with `/maint`, so both hold back incidents alike.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 from bot.config.crontab import cron_triggers
 from bot.config.model import MaintenanceWindow
 from incidents.maintenance import ActiveWindow
+from incidents.maintenance_book import MaintenanceBook
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,35 @@ class ConfiguredCalendar:
                     return ActiveWindow(window.reason, ends)
         return None
 
+    def active_at(self, at: datetime) -> list[tuple[Window, datetime]]:
+        """Every configured window running at `at`, with its end, for people to list."""
+        running = []
+        for window in self._windows:
+            ends = window.active_at(at)
+            if ends is not None:
+                running.append((window, ends))
+        return running
+
+
+class CombinedCalendar:
+    """The configured and the ad-hoc windows: a probe is held back if either covers it."""
+
+    def __init__(self, configured: ConfiguredCalendar, book: MaintenanceBook) -> None:
+        self._configured = configured
+        self._book = book
+
+    def window_for(self, probe_id: str, at: datetime) -> ActiveWindow | None:
+        """The covering window that ends last, so the hold lasts as long as any window."""
+        windows = [
+            window
+            for window in (
+                self._configured.window_for(probe_id, at),
+                self._book.window_for(probe_id, at),
+            )
+            if window is not None
+        ]
+        return max(windows, key=lambda window: window.ends_at, default=None)
+
 
 def _window(window: MaintenanceWindow, zone: ZoneInfo) -> Window:
     def aware(moment: datetime | None) -> datetime | None:
@@ -68,3 +100,11 @@ def _window(window: MaintenanceWindow, zone: ZoneInfo) -> Window:
         start=aware(window.start),
         end=aware(window.end),
     )
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """Both sources of windows, for `/maint` to add to one and list both."""
+
+    book: MaintenanceBook
+    configured: ConfiguredCalendar

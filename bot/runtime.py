@@ -20,7 +20,7 @@ from aiohttp import web
 
 from bot.listener import listener_app
 from bot.main import Tocsin
-from bot.maintenance_calendar import ConfiguredCalendar
+from bot.maintenance_calendar import CombinedCalendar, ConfiguredCalendar, Maintenance
 from bot.probe_plan import PlannedProbe, detection_settings, plan_probes, probe_context
 from bot.replay_guard import slack_events_handler
 from bot.scheduler import ProbeScheduler
@@ -30,6 +30,7 @@ from incidents.clock import Clock
 from incidents.detection import Detection
 from incidents.escalation import Escalation
 from incidents.heartbeats import HeartbeatBook
+from incidents.maintenance_book import MaintenanceBook
 from incidents.outbox import Outbox
 from incidents.probe_journal import ProbeJournal
 from probes.heartbeat import HeartbeatSettings
@@ -53,6 +54,7 @@ class Engine:
     scheduler: ProbeScheduler
     escalation: Escalation
     outbox: Outbox
+    maintenance: Maintenance
     slack: SlackFace | None = None
     listener_url: str = ""
 
@@ -107,6 +109,9 @@ async def build_engine(tocsin: Tocsin, clock: Clock, environ: Mapping[str, str])
     heartbeats = HeartbeatBook(tocsin.database, clock)
     await heartbeats.load(p.id for p in config.probes if p.kind == "heartbeat")
     planned = plan_probes(config, probe_context(config, heartbeats, environ, clock))
+    configured = ConfiguredCalendar(config.maintenance, config.zone)
+    book = MaintenanceBook(tocsin.database, clock)
+    await book.load()
     journal = ProbeJournal(tocsin.database)
     detection = Detection(
         [p.rule for p in planned],
@@ -114,13 +119,20 @@ async def build_engine(tocsin: Tocsin, clock: Clock, environ: Mapping[str, str])
         journal,
         clock,
         detection_settings(config),
-        ConfiguredCalendar(config.maintenance, config.zone),
+        CombinedCalendar(configured, book),
     )
     await detection.restore()
     scheduler = ProbeScheduler(planned, config.scheduler, detection.observe, detection.mark_stale)
     escalation = Escalation(tocsin.database, tocsin.planner, clock, config.zone)
     return Engine(
-        planned, detection, journal, heartbeats, scheduler, escalation, Outbox(tocsin.database)
+        planned,
+        detection,
+        journal,
+        heartbeats,
+        scheduler,
+        escalation,
+        Outbox(tocsin.database),
+        Maintenance(book, configured),
     )
 
 
@@ -145,6 +157,7 @@ async def running_engine(
             engine.outbox,
             clock,
             engine.run_probe,
+            engine.maintenance,
         )
     runner: web.AppRunner | None = None
     tickers = [

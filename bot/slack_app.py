@@ -17,6 +17,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot.card_listeners import register_card_listeners
 from bot.card_source import CardSource
 from bot.config.model import TocsinConfig
+from bot.maintenance_calendar import Maintenance
 from bot.replay_guard import ReplayGuard
 from bot.slack_connection import SlackCredentials, SlackMode, web_client
 from bot.slack_context import SlackContext, guarded, respond_reply
@@ -24,6 +25,7 @@ from bot.slack_people import SlackDirectory
 from bot.slack_sender import SlackSender
 from bot.slack_views import probe_result_blocks
 from bot.slash_incident import register_incident_command
+from bot.slash_maint import run_maint
 from bot.thread_listeners import register_thread_listeners
 from incidents.clock import Clock
 from incidents.errors import IncidentError
@@ -95,6 +97,7 @@ def build_slack(
     outbox: Outbox,
     clock: Clock,
     run_probe: Any = None,
+    maintenance: Maintenance | None = None,
 ) -> SlackFace:
     """Everything Slack-facing, wired but not yet connected."""
     client = web_client(credentials)
@@ -112,6 +115,8 @@ def build_slack(
     register_incident_command(app, context)
     register_thread_listeners(app, context, PinBoard(store, clock))
     register_probe_command(app, context)
+    if maintenance is not None:
+        register_maint_command(app, context, maintenance)
     sender = SlackSender(outbox, web_client(credentials, retries=False), cards, clock)
     guard = None if socket_mode else ReplayGuard(credentials.signing_secret or "", store.database)
     return SlackFace(credentials, app, context, sender, guard)
@@ -135,6 +140,31 @@ def register_probe_command(app: AsyncApp, context: SlackContext) -> None:
                 text=f"{probe_id}: {result.status.value}",
                 blocks=probe_result_blocks(result, context.config.zone),
                 response_type="ephemeral",
+            )
+
+        await guarded(work, respond_reply(respond))
+
+
+def register_maint_command(app: AsyncApp, context: SlackContext, maintenance: Maintenance) -> None:
+    @app.command("/maint")
+    async def maint_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+
+        async def work() -> None:
+            actor = await context.actor(body)
+            reply = await run_maint(
+                str(body.get("text") or ""),
+                actor,
+                maintenance.book,
+                maintenance.configured,
+                [probe.id for probe in context.config.probes],
+                context.config.zone,
+                context.clock.now(),
+            )
+            await respond(
+                text=reply.text,
+                blocks=reply.blocks,
+                response_type="in_channel" if reply.public else "ephemeral",
             )
 
         await guarded(work, respond_reply(respond))

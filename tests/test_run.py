@@ -110,7 +110,10 @@ def test_sigterm_stops_cleanly_and_keeps_results(nginx_server: NginxServer, tmp_
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=20)
     assert process.returncode == 0, output
-    assert "Stopped: in-flight probes finished, results saved, Slack messages sent or queued." in output
+    assert (
+        "Stopped: in-flight probes finished, results saved, Slack messages sent or queued."
+        in output
+    )
     with sqlite3.connect(tmp_path / "tocsin.db") as db:
         samples = db.execute("SELECT status FROM probe_samples").fetchall()
         (state,) = db.execute("SELECT state FROM probe_states").fetchone()
