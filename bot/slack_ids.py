@@ -6,13 +6,14 @@ modals, so a rename here cannot leave a button without a handler.
 
 from __future__ import annotations
 
-# Buttons and selects on the incident card. Their `value` is the incident id (INC-n).
+# Buttons and selects on the incident card. A button's `value` is the incident id (INC-n);
+# a select option's value is `INC-n|choice` (bot.card_actions.select_value).
 ACKNOWLEDGE = "incident_acknowledge"
-CHANGE_SEVERITY = "incident_change_severity"  # static select; option value P0..P3
+CHANGE_SEVERITY = "incident_change_severity"  # static select; option value INC-n|P1
 ESCALATE_NOW = "incident_escalate_now"
 RESOLVE = "incident_resolve"  # carries a confirm dialog
 ADD_NOTE = "incident_add_note"  # opens the note modal
-PROPOSE_REMEDIATION = "incident_propose_remediation"  # static select; option value command id
+PROPOSE_REMEDIATION = "incident_propose_remediation"  # static select; INC-n|command-id
 
 CARD_ACTIONS = (
     ACKNOWLEDGE,
