@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -143,6 +144,7 @@ async def serve(loaded: LoadedConfig, console: Console, duration: float | None) 
             for line in missing_slack_settings(os.environ):
                 console.print(f"  - {line}", markup=False, highlight=False)
         async with running_engine(tocsin, SystemClock(), os.environ, slack=credentials) as engine:
+            gc.freeze()  # what start-up built lives as long as the process: shorter collections
             mode = f"Slack in {credentials.mode.value} mode; " if credentials else ""
             console.print(
                 f"{mode}probing {len(engine.planned)} probes; heartbeats at "

@@ -12,12 +12,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 
 import sqlite_utils
-from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 
 from incidents.database import Database, write_transaction
@@ -92,25 +88,3 @@ class ReplayGuard:
             if at >= horizon:
                 return
             del self._seen[signature]
-
-
-def slack_events_handler(
-    app: AsyncApp, guard: ReplayGuard
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The `/slack/events` route: refuse what the guard refuses, hand the rest to Bolt."""
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        refusal = guard.check(
-            body,
-            request.headers.get("X-Slack-Request-Timestamp", ""),
-            request.headers.get("X-Slack-Signature", ""),
-        )
-        if refusal:
-            guard.refused += 1
-            log.warning("refused a Slack request: %s", refusal)
-            return web.json_response({"error": refusal}, status=401)
-        bolt_response = await app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
-
-    return handle

@@ -22,7 +22,6 @@ from bot.listener import listener_app
 from bot.main import Tocsin
 from bot.maintenance_calendar import CombinedCalendar, ConfiguredCalendar, Maintenance
 from bot.probe_plan import PlannedProbe, detection_settings, plan_probes, probe_context
-from bot.replay_guard import slack_events_handler
 from bot.scheduler import ProbeScheduler
 from bot.slack_app import SlackFace, build_slack
 from bot.slack_connection import SlackCredentials
@@ -42,6 +41,7 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
 PRUNE_SECONDS = 60.0
 GUARD_SAVE_SECONDS = 2.0
+LISTEN_BACKLOG = 1024  # a burst of clicks (one connection each) must not wait in SYN queues
 OUTBOX_KEEP = timedelta(days=7)
 
 
@@ -170,15 +170,13 @@ async def running_engine(
         app = listener_app(
             engine.heartbeats, heartbeat_tokens(engine.planned, environ), engine.health
         )
-        if engine.slack is not None and engine.slack.guard is not None:
-            await engine.slack.guard.load()
-            app.router.add_post(
-                "/slack/events", slack_events_handler(engine.slack.app, engine.slack.guard)
-            )
-            tickers.append((engine.slack.guard.save, GUARD_SAVE_SECONDS))
+        if engine.slack is not None and engine.slack.events is not None:
+            await engine.slack.events.guard.load()
+            app.router.add_post("/slack/events", engine.slack.events.handler())
+            tickers.append((engine.slack.events.guard.save, GUARD_SAVE_SECONDS))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, listener.host, listener.port)
+        site = web.TCPSite(runner, listener.host, listener.port, backlog=LISTEN_BACKLOG)
         await site.start()
         host, port = runner.addresses[0][:2]
         engine.listener_url = f"http://{host}:{port}"

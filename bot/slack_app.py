@@ -13,6 +13,7 @@ from typing import Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.authorization import AuthorizeResult
 
 from bot.card_listeners import register_card_listeners
 from bot.card_source import CardSource
@@ -21,6 +22,7 @@ from bot.maintenance_calendar import Maintenance
 from bot.replay_guard import ReplayGuard
 from bot.slack_connection import SlackCredentials, SlackMode, web_client
 from bot.slack_context import SlackContext, guarded, respond_reply
+from bot.slack_events import SlackEvents
 from bot.slack_people import SlackDirectory
 from bot.slack_sender import SlackSender
 from bot.slack_views import probe_result_blocks
@@ -45,7 +47,7 @@ class SlackFace:
     app: AsyncApp
     context: SlackContext
     sender: SlackSender
-    guard: ReplayGuard | None
+    events: SlackEvents | None  # HTTP mode's /slack/events; None in Socket Mode
     socket: AsyncSocketModeHandler | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _sender_task: asyncio.Task[None] | None = None
@@ -64,11 +66,13 @@ class SlackFace:
         """Stop taking events, let in-flight sends finish; the rest stays in the outbox."""
         if self.socket is not None:
             await self.socket.close_async()  # type: ignore[no-untyped-call]
+        if self.events is not None:
+            await self.events.drain()
         self._stop.set()
         if self._sender_task is not None:
             await self._sender_task
-        if self.guard is not None:
-            await self.guard.save()
+        if self.events is not None:
+            await self.events.guard.save()
 
     def health(self) -> dict[str, Any]:
         stats = self.sender.stats
@@ -78,6 +82,7 @@ class SlackFace:
             "failed": stats.failed,
             "rate_limited": stats.rate_limited,
             "retried": stats.retried,
+            "confirmed_after_crash": stats.confirmed_after_crash,
         }
 
     async def _connect_directory(self) -> None:
@@ -105,8 +110,17 @@ def build_slack(
     cards = CardSource(config, incidents, journal, escalation, clock, directory.mention)
     context = SlackContext(config, incidents, escalation, directory, cards, clock, run_probe)
     socket_mode = credentials.mode is SlackMode.SOCKET
+
+    async def authorize() -> AuthorizeResult:
+        """One `auth.test` for the process, not one per request while Bolt's cache is cold."""
+        identity = await directory.identity()
+        return AuthorizeResult.from_auth_test_response(
+            auth_test_response=identity, bot_token=credentials.bot_token
+        )
+
     app = AsyncApp(
         client=client,
+        authorize=authorize,
         signing_secret=None if socket_mode else credentials.signing_secret,
         request_verification_enabled=not socket_mode,
         process_before_response=False,
@@ -118,8 +132,11 @@ def build_slack(
     if maintenance is not None:
         register_maint_command(app, context, maintenance)
     sender = SlackSender(outbox, web_client(credentials, retries=False), cards, clock)
-    guard = None if socket_mode else ReplayGuard(credentials.signing_secret or "", store.database)
-    return SlackFace(credentials, app, context, sender, guard)
+    events = None
+    if not socket_mode:
+        guard = ReplayGuard(credentials.signing_secret or "", store.database)
+        events = SlackEvents(app, guard)
+    return SlackFace(credentials, app, context, sender, events)
 
 
 def register_probe_command(app: AsyncApp, context: SlackContext) -> None:

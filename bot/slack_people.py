@@ -3,11 +3,14 @@
 Identity is `team_id` + `user_id`, never a name (DESIGN.md section 6). Guests,
 Slack Connect users from another organisation, deactivated users and bots may
 read incidents but not act on them. `users.info` answers are cached for a
-few minutes so that 200 clicks do not make 200 lookups.
+few minutes, and concurrent lookups of one user share one call, so that 200
+clicks do not make 200 lookups. `auth.test` is asked once, and its answer
+authorizes every request Bolt receives.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +45,26 @@ class SlackDirectory:
         self.team_id = team_id
         self._people: dict[str, tuple[float, Person]] = {}
         self._groups: dict[str, str] = {}  # handle without @ -> group id
+        self._lookups: dict[str, asyncio.Future[Person]] = {}
+        self._identity: asyncio.Future[AsyncSlackResponse] | None = None
 
     async def connect(self) -> None:
         """Learn our own team (for telling external users apart) and the user groups."""
-        if not self.team_id:
-            answer = await self._client.auth_test()
-            self.team_id = str(answer.get("team_id") or "")
+        await self.identity()
         await self.refresh_groups()
+
+    async def identity(self) -> AsyncSlackResponse:
+        """tocsin's own `auth.test` answer: asked once, shared by concurrent callers.
+
+        A failed call is forgotten so that the next request asks again.
+        """
+        known = self._identity
+        if known is None or (known.done() and (known.cancelled() or known.exception())):
+            known = self._identity = asyncio.ensure_future(self._client.auth_test())
+        answer = await asyncio.shield(known)
+        if not self.team_id:
+            self.team_id = str(answer.get("team_id") or "")
+        return answer
 
     async def refresh_groups(self) -> None:
         try:
@@ -86,6 +103,14 @@ class SlackDirectory:
         cached = self._people.get(user_id)
         if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
+        lookup = self._lookups.get(user_id)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up(team_id, user_id))
+            self._lookups[user_id] = lookup
+            lookup.add_done_callback(lambda _: self._lookups.pop(user_id, None))
+        return await asyncio.shield(lookup)
+
+    async def _look_up(self, team_id: str, user_id: str) -> Person:
         answer = await self._client.users_info(user=user_id)
         user = answer.get("user") or {}
         person = Person(

@@ -2,7 +2,8 @@
 
 Order: within an incident strictly by queue order, so the card is posted
 before its replies. Pace: at most one post and one edit per second per
-channel; channels do not wait for each other. Exactly once: before a post the
+channel, a channel being known by its id however it was configured; channels
+do not wait for each other. Exactly once: before a post the
 rows are marked `sending`; the returned `ts` is stored with `sent` in one
 transaction. A post whose outcome is unknown (timeout, dropped connection,
 5xx, crash) is looked for in the channel by its metadata before it is sent
@@ -16,11 +17,13 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.card_source import CardSource
+from bot.slack_channels import SlackChannels
 from bot.slack_delivery_errors import classify
 from bot.slack_ids import OUTBOX_EVENT_TYPE
 from incidents.clock import Clock
@@ -74,8 +77,7 @@ class SlackSender:
         self._clock = clock
         self._busy: set[str] = set()
         self._next_at: dict[tuple[str, bool], float] = {}
-        self._dm_channels: dict[str, str] = {}
-        self._channel_ids: dict[str, str] = {}  # "#name" -> id, learnt from posts
+        self._channels = SlackChannels(client)
         self._tasks: set[asyncio.Task[None]] = set()
         self._paused_until = 0.0
         self.stats = SenderStats()
@@ -107,10 +109,11 @@ class SlackSender:
             message = await self._message(head)
             if message is None:
                 continue
-            lane = (message.channel, message.edit)
-            if message.channel in self._busy or self._next_at.get(lane, 0.0) > loop.time():
+            channel = self._channels.known(message.channel)
+            lane = (channel, message.edit)
+            if channel in self._busy or self._next_at.get(lane, 0.0) > loop.time():
                 continue
-            self._busy.add(message.channel)
+            self._busy.add(channel)
             self._next_at[lane] = loop.time() + POST_INTERVAL
             task = asyncio.create_task(self._send(message))
             self._tasks.add(task)
@@ -123,13 +126,13 @@ class SlackSender:
         thread = await self._outbox.read(lambda r: r.thread_of(head.incident_number))
         if head.kind is DeliveryKind.DM:
             assert head.recipient is not None
-            channel = await self._dm_channel(head.recipient)
+            channel = await self._channels.dm(head.recipient)
             return None if channel is None else Message((head,), channel, None, False)
         if head.kind is DeliveryKind.CARD:
             if thread is not None:
                 return Message((head,), thread[0], thread[1], True)
             channel = head.channel or await self._cards.channel_for(head.incident_number)
-            return Message((head,), channel, None, False)
+            return Message((head,), await self._channels.resolve(channel), None, False)
         if thread is None:
             await self._finish([head], DeliveryState.FAILED, "the incident card was never posted")
             return None
@@ -145,7 +148,7 @@ class SlackSender:
             log.exception("sending %s failed", message.head.key)
             await self._record_problem(message, error)
         finally:
-            self._busy.discard(message.channel)
+            self._busy.discard(self._channels.known(message.channel))
 
     async def _deliver(self, message: Message) -> None:
         head = message.head
@@ -153,7 +156,14 @@ class SlackSender:
             found = await self._find_posted(message)
             if found is not None:
                 self.stats.confirmed_after_crash += 1
-                await self._record_sent(message, found)
+                log.warning(
+                    "%s reached Slack before tocsin stopped; recorded, not re-posted",
+                    message.head.key,
+                )
+                channel, ts = found
+                await self._record_sent(
+                    Message(message.rows, channel, message.thread_ts, False), ts
+                )
                 return
         text, blocks, rows, skipped = await self._render(message)
         if skipped:
@@ -187,7 +197,7 @@ class SlackSender:
                     unfurl_media=False,
                 )
                 ts = str(response["ts"])
-                self._channel_ids[message.channel] = str(response["channel"])
+                self._channels.learn(message.channel, str(response["channel"]))
                 message = Message(
                     message.rows, str(response["channel"]), message.thread_ts, message.edit
                 )
@@ -256,7 +266,7 @@ class SlackSender:
         else:
             self.stats.retried += 1
         wait = outcome.retry_after or _backoff(message.head.attempts)
-        self._next_at[(message.channel, message.edit)] = loop.time() + wait
+        self._next_at[(self._channels.known(message.channel), message.edit)] = loop.time() + wait
         maybe_posted = outcome.maybe_posted and not message.edit
         log.warning(
             "Slack write %s will be retried in %.0fs: %s", message.head.key, wait, outcome.reason
@@ -270,72 +280,38 @@ class SlackSender:
     async def _finish(self, rows: list[Delivery], state: DeliveryState, error: str = "") -> None:
         await self._outbox.write(lambda r: r.finish([row.id for row in rows], state, error))
 
-    async def _find_posted(self, message: Message) -> str | None:
-        """The ts of an earlier attempt of this message, if it reached Slack."""
+    async def _find_posted(self, message: Message) -> tuple[str, str] | None:
+        """The channel id and ts of an earlier attempt of this message, if it reached Slack."""
         head = message.head
-        oldest = head.claimed_at.timestamp() - 5 if head.claimed_at else 0
-        channel = await self._channel_id(message.channel)
-        message = Message(message.rows, channel, message.thread_ts, message.edit)
-        if message.thread_ts is not None:
-            response = await self._client.conversations_replies(
-                channel=message.channel,
-                ts=message.thread_ts,
-                oldest=str(oldest),
-                include_all_metadata=True,
-                limit=200,
-            )
+        channel = await self._channels.resolve(message.channel)
+        if channel.startswith("#"):  # history takes ids only: post again, lose nothing
+            log.warning("cannot look into %s for %s; posting it again", channel, head.key)
         else:
-            response = await self._client.conversations_history(
-                channel=message.channel, oldest=str(oldest), include_all_metadata=True, limit=200
-            )
-        for posted in response.get("messages") or []:
-            metadata = posted.get("metadata") or {}
-            if metadata.get("event_type") != OUTBOX_EVENT_TYPE:
-                continue
-            if head.key in (metadata.get("event_payload") or {}).get("keys", []):
-                return str(posted["ts"])
+            oldest = head.claimed_at.timestamp() - 5 if head.claimed_at else 0.0
+            for posted in await self._recent(channel, message.thread_ts, oldest):
+                metadata = posted.get("metadata") or {}
+                if metadata.get("event_type") != OUTBOX_EVENT_TYPE:
+                    continue
+                if head.key in (metadata.get("event_payload") or {}).get("keys", []):
+                    return channel, str(posted["ts"])
         await self._outbox.write(lambda r: r.release([row.id for row in message.rows]))
         return None
 
-    async def _channel_id(self, channel: str) -> str:
-        """History calls take ids only; a configured `#name` is looked up once."""
-        if not channel.startswith("#"):
-            return channel
-        if channel not in self._channel_ids:
-            cursor = ""
-            while True:
-                answer = await self._client.conversations_list(
-                    types="public_channel,private_channel",
-                    exclude_archived=True,
-                    limit=1000,
-                    cursor=cursor or None,
-                )
-                for found in answer.get("channels") or []:
-                    self._channel_ids[f"#{found['name']}"] = str(found["id"])
-                cursor = ((answer.get("response_metadata") or {}).get("next_cursor")) or ""
-                if not cursor:
-                    break
-        return self._channel_ids.get(channel, channel)
-
-    async def _dm_channel(self, user: str) -> str | None:
-        if user not in self._dm_channels:
-            try:
-                response = await self._client.conversations_open(users=user)
-            except Exception as error:
-                log.warning("cannot open a DM with %s: %s", user, classify(error).reason)
-                return None
-            self._dm_channels[user] = str(response["channel"]["id"])
-        return self._dm_channels[user]
+    async def _recent(self, channel: str, thread_ts: str | None, oldest: float) -> list[Any]:
+        """Messages posted to `channel` (or the thread) since `oldest`, with their metadata."""
+        if thread_ts is not None:
+            response = await self._client.conversations_replies(
+                channel=channel, ts=thread_ts, oldest=str(oldest), include_all_metadata=True
+            )
+        else:
+            response = await self._client.conversations_history(
+                channel=channel, oldest=str(oldest), include_all_metadata=True, limit=200
+            )
+        return list(response.get("messages") or [])
 
     async def _permalink(self, number: int) -> str | None:
         thread = await self._outbox.read(lambda r: r.thread_of(number))
-        if thread is None:
-            return None
-        try:
-            response = await self._client.chat_getPermalink(channel=thread[0], message_ts=thread[1])
-        except Exception:
-            return None
-        return str(response.get("permalink") or "") or None
+        return None if thread is None else await self._channels.permalink(*thread)
 
 
 def _backoff(attempts: int) -> float:

@@ -96,5 +96,5 @@ async def test_a_replay_is_refused_and_processed_once(
     assert await post(engine, body, headers) == 401
     await slack_fake.wait_for(lambda: slack_fake.calls_to("views.open"), timeout=5)
     assert len(slack_fake.calls_to("views.open")) == 1
-    assert engine.slack is not None and engine.slack.guard is not None
-    assert engine.slack.guard.refused == 1
+    assert engine.slack is not None and engine.slack.events is not None
+    assert engine.slack.events.guard.refused == 1

@@ -1,0 +1,137 @@
+"""The `/slack/events` route of HTTP mode: check, acknowledge, then hand the work to Bolt.
+
+Slack waits at most 3 seconds for the HTTP 200, and a burst of clicks arrives at
+once on one event loop. Button clicks, slash commands and events are always
+acknowledged with an empty 200 by tocsin's listeners, so that answer is sent as soon
+as the request has passed the replay guard, and Bolt's dispatch (authorization,
+matching, the listener's work) runs after it. Only requests whose answer carries
+content (a modal submission's validation errors, the URL verification challenge)
+wait for Bolt. The work waits until requests have stopped arriving for a moment (at
+most a second) and then runs a few dispatches at a time, so that a burst's work does
+not hold back the acknowledgement of requests still arriving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import urllib.parse
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+
+from bot.replay_guard import ReplayGuard
+
+log = logging.getLogger(__name__)
+
+CONCURRENT_DISPATCHES = 8
+QUIET_SECONDS = 0.02  # work starts once no request arrived for this long ...
+LONGEST_DEFERRAL = 1.0  # ... or this long after its own ack, whichever comes first
+CLICK_HEAD = re.compile(r'\s*\{\s*"type"\s*:\s*"block_actions"')
+EMPTY_ACK_PAYLOADS = frozenset({"block_actions"})  # view_submission may carry errors
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A verified request as received, parsed by Bolt only when it is dispatched."""
+
+    body: bytes
+    query: str
+    headers: dict[str, str | Sequence[str]]
+
+    def parse(self) -> AsyncBoltRequest:
+        return AsyncBoltRequest(body=self.body.decode(), query=self.query, headers=self.headers)
+
+
+class SlackEvents:
+    """Serves `/slack/events`; `drain` waits for the work of requests already answered."""
+
+    def __init__(self, app: AsyncApp, guard: ReplayGuard) -> None:
+        self._app = app
+        self.guard = guard
+        self._slots = asyncio.Semaphore(CONCURRENT_DISPATCHES)
+        self._work: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._last_arrival = 0.0
+
+    def handler(self) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        return self._handle
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self._closing:  # Slack retries events; a clicker is told to try again
+            return web.json_response({"error": "tocsin is restarting"}, status=503)
+        self._last_arrival = asyncio.get_running_loop().time()
+        body = await request.read()
+        refusal = self.guard.check(
+            body,
+            request.headers.get("X-Slack-Request-Timestamp", ""),
+            request.headers.get("X-Slack-Signature", ""),
+        )
+        if refusal:
+            self.guard.refused += 1
+            log.warning("refused a Slack request: %s", refusal)
+            return web.json_response({"error": refusal}, status=401)
+        raw = Raw(body, request.query_string, {**request.headers})
+        if not is_click(body):  # a click, the common burst, is parsed after its ack
+            bolt_request = raw.parse()
+            if not acknowledged_empty(bolt_request.body):
+                return await to_aiohttp_response(await self._app.async_dispatch(bolt_request))
+        task = asyncio.create_task(self._dispatch_later(raw))
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+        return web.Response(status=200)
+
+    async def _dispatch_later(self, raw: Raw) -> None:
+        await self._burst_settled()
+        async with self._slots:
+            try:
+                response = await self._app.async_dispatch(raw.parse())
+            except Exception:
+                log.exception("a Slack request failed after it was acknowledged")
+                return
+        if response.status >= 400:
+            log.warning(
+                "Slack request answered %s after its ack: %s", response.status, response.body
+            )
+
+    async def _burst_settled(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LONGEST_DEFERRAL
+        while (now := loop.time()) < deadline:
+            quiet = now - self._last_arrival
+            if quiet >= QUIET_SECONDS:
+                return
+            await asyncio.sleep(QUIET_SECONDS - quiet)
+
+    async def drain(self) -> None:
+        """Refuse new requests; let acknowledged ones finish (nothing accepted is dropped)."""
+        self._closing = True
+        if self._work:
+            await asyncio.gather(*self._work, return_exceptions=True)
+
+
+def is_click(body: bytes) -> bool:
+    """A block_actions payload, told from the first bytes without parsing the whole body.
+
+    Slack puts `type` first in interaction payloads; anything else takes the full parse.
+    """
+    if not body.startswith(b"payload="):
+        return False
+    head = urllib.parse.unquote_plus(body[8:120].decode("ascii", "replace"))
+    return CLICK_HEAD.match(head) is not None
+
+
+def acknowledged_empty(body: dict[str, Any]) -> bool:
+    """Whether tocsin's answer to this request is an empty 200 whatever its listener does."""
+    if "command" in body:  # a slash command: listeners ack() and answer via response_url
+        return True
+    kind = body.get("type")
+    if kind == "event_callback":  # Events API; url_verification must echo its challenge
+        return True
+    return kind in EMPTY_ACK_PAYLOADS
