@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,15 @@ async def break_services(flags: Path, services: int, spread: float) -> None:
         await asyncio.sleep(spread / max(1, services - 1))
 
 
+def closest_posts(fake: RecordingFake) -> float:
+    """The shortest time between two posts to one channel, as the fake received them."""
+    by_channel: defaultdict[str, list[float]] = defaultdict(list)
+    for post in fake.posted:
+        by_channel[post.channel].append(post.at)
+    gaps = [b - a for times in by_channel.values() for a, b in pairwise(sorted(times))]
+    return min(gaps, default=0.0)
+
+
 def peak_per_channel(fake: RecordingFake, window: float) -> int:
     """Most posts any one channel received within `window` seconds."""
     by_channel: defaultdict[str, list[float]] = defaultdict(list)
@@ -136,7 +146,7 @@ def post_figures(fake: RecordingFake, health: dict[str, Any], crash: bool) -> Fi
         ("posts (cards + thread replies)", f"{posts}", f"{posts - replies} + {replies}"),
         ("card edits (chat.update)", str(sum(fake.edits.values())), ""),
         ("chat.postMessage calls", str(len(fake.calls_to("chat.postMessage"))), ""),
-        ("peak posts/channel, any 1 s", str(peak_per_channel(fake, 1.0)), "target <= 1"),
+        ("closest posts to one channel", f"{closest_posts(fake):.2f} s", "target about 1 s"),
         ("peak posts/channel, any 10 s", str(peak_per_channel(fake, 10.0)), "target <= 10"),
         ("429s answered by the fake", str(fake.rate_limited), "target 0"),
         ("tocsin /healthz slack" + " (restarted)" * crash, "", json.dumps(health["slack"])),

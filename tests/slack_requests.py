@@ -73,6 +73,40 @@ def button_click(
     return urllib.parse.urlencode({"payload": json.dumps(payload)})
 
 
+def view_submission(
+    callback_id: str,
+    values: dict[str, dict[str, dict[str, Any]]],
+    *,
+    user: str,
+    private_metadata: str = "",
+    team: str = TEAM_ID,
+) -> str:
+    """A view_submission payload: `values` is block_id -> action_id -> element state."""
+    payload = {
+        "type": "view_submission",
+        "team": {"id": team, "domain": "example"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team},
+        "api_app_id": "A0APP",
+        "token": "legacy-verification-token",
+        "trigger_id": f"{int(time.time())}.3.trigger",
+        "view": {
+            "id": "V0MODAL",
+            "team_id": team,
+            "type": "modal",
+            "blocks": [],
+            "private_metadata": private_metadata,
+            "callback_id": callback_id,
+            "state": {"values": values},
+            "hash": "1700000000.abcdef",
+            "app_id": "A0APP",
+            "bot_id": "B0TOCSIN",
+        },
+        "response_urls": [],
+        "is_enterprise_install": False,
+    }
+    return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
 def slash_command(
     command: str, text: str, *, user: str, channel: str, response_url: str, team: str = TEAM_ID
 ) -> str:

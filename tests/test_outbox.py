@@ -123,7 +123,7 @@ async def test_a_crash_between_post_and_record_never_posts_twice(
     slack_fake: SlackFake, db_path: Path, database: Database
 ) -> None:
     service, _ = build_sender(database, slack_fake.api_url, SystemClock())
-    await story(service)
+    incident_id = await story(service)
     slack_fake.slow_next("chat.postMessage", 30)  # the card is posted; the answer never comes
     child = subprocess.Popen(  # noqa: ASYNC220 - killed below, never awaited
         [sys.executable, "-m", "tests.outbox_harness", str(db_path), slack_fake.api_url],
@@ -145,13 +145,34 @@ async def test_a_crash_between_post_and_record_never_posts_twice(
         len(slack_fake.thread(INCIDENTS_CHANNEL, slack_fake.top_level(INCIDENTS_CHANNEL)[0]["ts"]))
         > 1
     )
+    # the thread found after the crash is stored by channel id (configured as #ops-incidents),
+    # so later card edits reach Slack
+    await service.reopen(incident_id, ALICE, "errors are back")
+    await drain(restarted, database)
+    assert await failed_rows(database) == []
+    stored = await database.run(lambda db: next(db.query("SELECT channel FROM incidents")))
+    assert stored["channel"] == INCIDENTS_CHANNEL
+    assert slack_fake.calls_to("chat.update")
+
+
+async def failed_rows(database: Database) -> list[str]:
+    return await database.run(
+        lambda db: [
+            f"{r['key']}: {r['error']}"
+            for r in db.query("SELECT key, error FROM outbox WHERE state = 'failed'")
+        ]
+    )
 
 
 async def test_posts_to_one_channel_are_paced(slack_fake: SlackFake, database: Database) -> None:
+    """Cards go to `#ops-incidents`, replies to the thread's channel id: one channel, one pace."""
     service, sender = build_sender(database, slack_fake.api_url, SystemClock())
     for number in range(4):
-        await service.declare(f"incident {number}", Severity.P3, ALICE)
+        incident = await service.declare(f"incident {number}", Severity.P3, ALICE)
+        await service.add_note(incident.id, ALICE, f"note {number}")
     await drain(sender, database)
-    times = [c.at for c in slack_fake.calls_to("chat.postMessage") if not c.args.get("thread_ts")]
-    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-    assert len(times) == 4 and min(gaps) >= 0.9
+    posts = slack_fake.calls_to("chat.postMessage")
+    assert sum(1 for c in posts if not c.args.get("thread_ts")) == 4
+    assert sum(1 for c in posts if c.args.get("thread_ts")) >= 1
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(posts)]
+    assert min(gaps) >= 0.9, [round(gap, 2) for gap in gaps]

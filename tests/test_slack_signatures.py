@@ -1,7 +1,13 @@
-"""HTTP mode refuses unsigned, stale and replayed requests before anything is processed."""
+"""HTTP mode's front door, /slack/events.
+
+It refuses unsigned, stale and replayed requests before anything is processed;
+answers clicks before their work runs; lets a modal submission wait for its
+validation; and after SIGTERM's drain tells late requests to come back.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +24,7 @@ from incidents.clock import SystemClock
 from incidents.model import Severity, Status
 from tests.conftest import ALICE as ALICE_ACTOR
 from tests.slack_fake import BOT_TOKEN, INCIDENTS_CHANNEL, SlackFake
-from tests.slack_requests import SIGNING_SECRET, button_click, signed_headers
+from tests.slack_requests import SIGNING_SECRET, button_click, signed_headers, view_submission
 
 
 @pytest.fixture
@@ -54,11 +60,15 @@ def ack_body(fake: SlackFake) -> str:
 
 
 async def post(engine: Engine, body: str, headers: dict[str, str]) -> int:
+    return (await answer_to(engine, body, headers))[0]
+
+
+async def answer_to(engine: Engine, body: str, headers: dict[str, str]) -> tuple[int, str]:
     async with (
         aiohttp.ClientSession() as session,
         session.post(f"{engine.listener_url}/slack/events", data=body, headers=headers) as answer,
     ):
-        return answer.status
+        return answer.status, await answer.text()
 
 
 async def status_of(engine: Engine) -> Status:
@@ -98,3 +108,39 @@ async def test_a_replay_is_refused_and_processed_once(
     assert len(slack_fake.calls_to("views.open")) == 1
     assert engine.slack is not None and engine.slack.events is not None
     assert engine.slack.events.guard.refused == 1
+
+
+async def test_a_click_is_answered_before_its_work_runs(
+    engine: Engine, slack_fake: SlackFake
+) -> None:
+    slack_fake.slow_next("users.info", 1.0)  # who clicked is known only a second later
+    body = ack_body(slack_fake)
+    assert await post(engine, body, signed_headers(body)) == 200
+    assert await status_of(engine) is Status.OPEN  # answered, not yet done
+    await slack_fake.wait_for(lambda: slack_fake.calls_to("chat.update"), timeout=10)
+    assert await status_of(engine) is Status.ACKNOWLEDGED
+
+
+async def test_a_modal_submission_waits_for_its_validation(
+    engine: Engine, slack_fake: SlackFake
+) -> None:
+    empty = {
+        slack_ids.NOTE_BLOCK: {slack_ids.NOTE_INPUT: {"type": "plain_text_input", "value": ""}}
+    }
+    body = view_submission(slack_ids.NOTE_MODAL, empty, user="U0ALICE", private_metadata="INC-1")
+    status, text = await answer_to(engine, body, signed_headers(body))
+    assert status == 200
+    assert json.loads(text) == {
+        "response_action": "errors",
+        "errors": {slack_ids.NOTE_BLOCK: "Write a note."},
+    }
+
+
+async def test_after_the_drain_requests_are_told_to_come_back(
+    engine: Engine, slack_fake: SlackFake
+) -> None:
+    assert engine.slack is not None and engine.slack.events is not None
+    await engine.slack.events.drain()
+    body = ack_body(slack_fake)
+    assert await post(engine, body, signed_headers(body)) == 503
+    assert await status_of(engine) is Status.OPEN
