@@ -55,12 +55,11 @@ from bot.slack_ids import (
     TITLE_INPUT,
 )
 from bot.thread_replies import show_moment
+from incidents.incident_text import MAX_NOTE, MAX_TITLE
 from incidents.model import Incident, Milestone, Severity, TimelineEvent
 from probes.result import ProbeResult
 
 MAX_BLOCKS = 50
-MAX_NOTE = 3000
-MAX_TITLE = 200
 MAX_SERVICE = 100
 TIMELINE_LINES = 15
 

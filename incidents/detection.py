@@ -149,11 +149,14 @@ class Detection:
         """The threshold is met: suppress, attach as a symptom, hold, join or start a group."""
         window = self._maintenance.window_for(rule.probe_id, now)
         if window is not None:
-            self._hold(
-                state,
-                Health.SUPPRESSED,
-                f"maintenance until {window.ends_at.isoformat()}: {window.reason}",
-            )
+            note = f"maintenance until {window.ends_at.isoformat()}: {window.reason}"
+            newly = state.health is not Health.SUPPRESSED
+            self._hold(state, Health.SUPPRESSED, note)
+            number = state.incident or self._links.incident_of(rule.group_key)
+            if newly and number is not None:  # the incident's thread learns what is held back
+                await self._links.event(
+                    number, "suppressed", f"{rule.probe_id} failing: {why}; {note}"
+                )
             return
         parent = parent_incident(rule, self.rules, self.states)
         if parent is not None:

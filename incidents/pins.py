@@ -10,8 +10,8 @@ from datetime import datetime
 
 from incidents.clock import Clock
 from incidents.database import encode_time
+from incidents.incident_text import MAX_NOTE
 from incidents.model import Actor, TimelineEvent
-from incidents.service import MAX_NOTE
 from incidents.store import IncidentRecords, IncidentStore
 
 

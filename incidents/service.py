@@ -7,13 +7,14 @@ the change together with its timeline event in one transaction. Callers
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from incidents.clock import Clock
 from incidents.errors import IncidentError
 from incidents.escalation import EscalationPlanner
+from incidents.incident_reads import IncidentReads
+from incidents.incident_text import MAX_NOTE, MAX_TITLE, checked_text, not_in_future
 from incidents.lifecycle import MILESTONE_OF, PAST_TENSE, Action, next_status
 from incidents.model import (
     Actor,
@@ -34,15 +35,12 @@ from incidents.store import (
     NewIncident,
 )
 
-MAX_TITLE = 200
-MAX_NOTE = 3000
 
-
-class IncidentService:
+class IncidentService(IncidentReads):
     def __init__(
         self, store: IncidentStore, clock: Clock, planner: EscalationPlanner | None = None
     ) -> None:
-        self._store = store
+        super().__init__(store)
         self._clock = clock
         self._planner = planner or EscalationPlanner({})
 
@@ -57,8 +55,8 @@ class IncidentService:
     ) -> Incident:
         """A person declares an incident: they detected it now; impact may have started earlier."""
         now = self._clock.now()
-        clean_title = _checked_text("title", title, MAX_TITLE)
-        started = _not_in_future(started_at, now) if started_at else now
+        clean_title = checked_text("title", title, MAX_TITLE)
+        started = not_in_future(started_at, now) if started_at else now
         draft = NewIncident(
             title=clean_title,
             severity=severity,
@@ -92,7 +90,7 @@ class IncidentService:
         """Open the incident for `signal.dedup_key`, or return the active one (raising severity)."""
         now = self._clock.now()
         draft = NewIncident(
-            title=_checked_text("title", signal.title, MAX_TITLE),
+            title=checked_text("title", signal.title, MAX_TITLE),
             severity=signal.severity,
             service=signal.service,
             dedup_key=signal.dedup_key,
@@ -122,9 +120,7 @@ class IncidentService:
                 )
                 return Opened(self._planned(records, None, number, signal.actor, now), True)
             if signal.severity.rank < existing.severity.rank:
-                self._record_severity(
-                    records, existing, signal.severity, signal.actor, now, signal.reason
-                )
+                records.change_severity(existing, signal.severity, signal.actor, now, signal.reason)
                 return Opened(
                     self._planned(records, existing, existing.number, signal.actor, now), False
                 )
@@ -143,7 +139,7 @@ class IncidentService:
 
     async def reopen(self, incident_id: str, actor: Actor, reason: str) -> Incident:
         """Reopen a resolved incident; the reason is required so the timeline explains it."""
-        text = _checked_text("reopen reason", reason, MAX_NOTE)
+        text = checked_text("reopen reason", reason, MAX_NOTE)
         return await self._transition(
             incident_id, Action.REOPEN, actor, text, {MILESTONE_COLUMNS[Milestone.RESOLVED]: None}
         )
@@ -167,7 +163,7 @@ class IncidentService:
                 raise IncidentError(f"{incident.id} is closed; its severity can no longer change")
             if incident.severity is severity:
                 raise IncidentError(f"{incident.id} is already {severity.value}")
-            self._record_severity(records, incident, severity, actor, now, reason)
+            records.change_severity(incident, severity, actor, now, reason)
             return self._planned(records, incident, number, actor, now)
 
         return await self._store.write(work)
@@ -176,7 +172,7 @@ class IncidentService:
         """People correct when impact began; the edit is kept in the timeline."""
         number = parse_incident_id(incident_id)
         now = self._clock.now()
-        started = _not_in_future(started_at, now)
+        started = not_in_future(started_at, now)
 
         def work(records: IncidentRecords) -> Incident:
             incident = records.get(number)
@@ -206,7 +202,7 @@ class IncidentService:
     async def add_note(self, incident_id: str, actor: Actor, text: str) -> Incident:
         number = parse_incident_id(incident_id)
         now = self._clock.now()
-        note = _checked_text("note", text, MAX_NOTE)
+        note = checked_text("note", text, MAX_NOTE)
 
         def work(records: IncidentRecords) -> Incident:
             records.get(number)
@@ -239,32 +235,6 @@ class IncidentService:
             return records.get(number)
 
         return await self._store.write(work)
-
-    async def get(self, incident_id: str) -> Incident:
-        number = parse_incident_id(incident_id)
-        return await self._store.read(lambda records: records.get(number))
-
-    async def list_incidents(
-        self, statuses: Iterable[Status] | None = None, limit: int = 50
-    ) -> list[Incident]:
-        wanted = None if statuses is None else list(statuses)
-        return await self._store.read(lambda records: records.select(wanted, limit))
-
-    async def timeline(self, incident_id: str) -> list[TimelineEvent]:
-        number = parse_incident_id(incident_id)
-
-        def work(records: IncidentRecords) -> list[TimelineEvent]:
-            records.get(number)
-            return records.timeline(number)
-
-        return await self._store.read(work)
-
-    async def find_by_thread(self, channel: str, thread_ts: str) -> Incident | None:
-        """The incident whose card is the parent of this Slack thread, if any."""
-        return await self._store.read(lambda records: records.by_thread(channel, thread_ts))
-
-    async def event(self, timeline_id: int) -> TimelineEvent:
-        return await self._store.read(lambda records: records.event(timeline_id))
 
     async def _transition(
         self,
@@ -315,43 +285,3 @@ class IncidentService:
         after = records.get(number)
         self._planner.on_change(records.db, before, after, actor, now)
         return after
-
-    @staticmethod
-    def _record_severity(
-        records: IncidentRecords,
-        incident: Incident,
-        severity: Severity,
-        actor: Actor,
-        now: datetime,
-        reason: str,
-    ) -> None:
-        records.update(incident.number, incident.status, now, {"severity": severity})
-        records.append(
-            TimelineEvent(
-                incident.number,
-                now,
-                actor,
-                "severity_changed",
-                text=reason,
-                field="severity",
-                old=incident.severity.value,
-                new=severity.value,
-            )
-        )
-
-
-def _checked_text(what: str, text: str, limit: int) -> str:
-    clean = text.strip()
-    if not clean:
-        raise IncidentError(f"the {what} is empty; write a few words")
-    if len(clean) > limit:
-        raise IncidentError(f"the {what} is {len(clean)} characters; keep it under {limit}")
-    return clean
-
-
-def _not_in_future(moment: datetime, now: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise IncidentError(f"{moment.isoformat()} has no time zone; give one, e.g. +00:00")
-    if moment > now:
-        raise IncidentError(f"{moment.isoformat()} is in the future")
-    return moment

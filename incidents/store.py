@@ -133,6 +133,24 @@ class IncidentRecords:
             )
         OutboxRecords(self._db).card(number, at)
 
+    def change_severity(
+        self, incident: Incident, severity: Severity, actor: Actor, at: datetime, reason: str
+    ) -> None:
+        """The new severity and its timeline event (old -> new, and why)."""
+        self.update(incident.number, incident.status, at, {"severity": severity})
+        self.append(
+            TimelineEvent(
+                incident.number,
+                at,
+                actor,
+                "severity_changed",
+                text=reason,
+                field="severity",
+                old=incident.severity.value,
+                new=severity.value,
+            )
+        )
+
     def append(self, event: TimelineEvent) -> int:
         """Append one event; the chat is told in the same transaction (card and thread)."""
         cursor = self._db.execute(

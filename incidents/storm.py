@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from incidents.detection_rules import ProbeRule
+from incidents.incident_text import MAX_NOTE, MAX_TITLE
 from incidents.model import Actor, Signal, Source
 from incidents.probe_state import ProbeState
 
 DETECTOR = Actor(Source.PROBE, "detection", "tocsin detection")
-MAX_TITLE, MAX_REASON = 200, 3000
+MAX_REASON = MAX_NOTE
 
 
 @dataclass

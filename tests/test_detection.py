@@ -213,6 +213,23 @@ async def test_maintenance_suppresses_then_opens_at_window_end(
     assert incident.status is Status.OPEN
 
 
+async def test_a_probe_held_back_by_maintenance_is_told_to_its_groups_incident(
+    database: Database, clock: FakeClock
+) -> None:
+    start = clock.now() + timedelta(minutes=5)
+    calendar = FixedWindows([({"b"}, start, start + timedelta(hours=1), "php upgrade")])
+    rules = [rule("a", group="service=shop"), rule("b", group="service=shop")]
+    harness = Harness(database, clock, rules, maintenance=calendar)
+    await harness.feed("a", "fff")
+    await harness.wait(11)
+    [incident] = await harness.incidents()
+    await harness.wait((start - clock.now()).total_seconds())
+    await harness.feed("b", "ffff")  # held back on each result, told once
+    assert harness.detection.states["b"].health == "suppressed"
+    kinds = await harness.timeline_kinds(incident)
+    assert kinds.count("suppressed") == 1
+
+
 async def test_maintenance_recovery_inside_the_window_stays_quiet(
     database: Database, clock: FakeClock
 ) -> None:
