@@ -125,8 +125,8 @@ async def escalation_preview(call: Invocation) -> None:
     if len(call.args) < 2 or call.args[0] != "preview" or not SEVERITY.match(call.args[1]):
         raise IncidentError("write `/incident escalation preview P1`")
     severity = Severity(call.args[1].upper())
-    policy, steps = call.context.escalation.preview(severity)
     start = call.context.clock.now()
+    policy, steps = call.context.escalation.preview(severity, start)
     preview = []
     for step in steps:
         quiet = policy.levels[step.level - 1].quiet if policy else None

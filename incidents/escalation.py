@@ -161,11 +161,14 @@ class Escalation:
 
         return await self._database.run(work)
 
-    def preview(self, severity: Severity) -> tuple[Policy | None, list[PlannedStep]]:
+    def preview(
+        self, severity: Severity, start: datetime
+    ) -> tuple[Policy | None, list[PlannedStep]]:
+        """The steps an incident of `severity` declared at `start` would get."""
         policy = self._planner.policies.get(severity)
         if policy is None:
             return None, []
-        return policy, plan_pages(policy, self._clock.now())
+        return policy, plan_pages(policy, start)
 
     def _deliver(self, db: sqlite_utils.Database, step: Step, now: datetime) -> int:
         records = IncidentRecords(db)

@@ -65,7 +65,8 @@ class IncidentRecords:
         rows = list(self._db.query("SELECT * FROM incidents WHERE number = ?", [number]))
         if not rows:
             raise IncidentNotFoundError(
-                f"no incident {format_incident_id(number)}; `tocsin incidents list` shows them"
+                f"no incident {format_incident_id(number)}; "
+                "`/incident list` or `tocsin incidents list` shows them"
             )
         return self._incident(rows[0])
 

@@ -131,7 +131,7 @@ def test_refusals_exit_1_with_one_line(config: Path, capsys: pytest.CaptureFixtu
     assert run(capsys, "incidents", "show", "INC-42", "-c", c) == (
         1,
         "",
-        "error: no incident INC-42; `tocsin incidents list` shows them\n",
+        "error: no incident INC-42; `/incident list` or `tocsin incidents list` shows them\n",
     )
 
 
