@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import slack_ids
 from bot.card_actions import split_select_value
-from bot.slack_context import SlackContext, guarded, respond_reply
+from bot.slack_context import SlackContext, respond_reply
 from bot.slack_views import declare_modal, note_modal
 from incidents.model import Severity, parse_incident_id
 
@@ -33,7 +33,7 @@ def register_card_listeners(app: AsyncApp, context: SlackContext) -> None:
             actor = await context.actor(body)
             await context.incidents.acknowledge(_button_value(body), actor)
 
-        await guarded(work, respond_reply(respond))
+        await context.guarded(work, respond_reply(respond))
 
     @app.action(slack_ids.RESOLVE)
     async def resolve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -43,7 +43,7 @@ def register_card_listeners(app: AsyncApp, context: SlackContext) -> None:
             actor = await context.actor(body)
             await context.incidents.resolve(_button_value(body), actor, "resolved from Slack")
 
-        await guarded(work, respond_reply(respond))
+        await context.guarded(work, respond_reply(respond))
 
     @app.action(slack_ids.ESCALATE_NOW)
     async def escalate(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -59,7 +59,7 @@ def register_card_listeners(app: AsyncApp, context: SlackContext) -> None:
                     "No escalation policy covers this incident's severity: nobody to page."
                 )
 
-        await guarded(work, respond_reply(respond))
+        await context.guarded(work, respond_reply(respond))
 
     @app.action(slack_ids.CHANGE_SEVERITY)
     async def change_severity(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -72,7 +72,7 @@ def register_card_listeners(app: AsyncApp, context: SlackContext) -> None:
                 incident_id, Severity(choice), actor, "changed from the card"
             )
 
-        await guarded(work, respond_reply(respond))
+        await context.guarded(work, respond_reply(respond))
 
     @app.action(slack_ids.ADD_NOTE)
     async def add_note(
@@ -86,7 +86,7 @@ def register_card_listeners(app: AsyncApp, context: SlackContext) -> None:
                 trigger_id=body["trigger_id"], view=note_modal(_button_value(body))
             )
 
-        await guarded(work, respond_reply(respond))
+        await context.guarded(work, respond_reply(respond))
 
     @app.action(slack_ids.PROPOSE_REMEDIATION)
     async def propose(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -97,7 +97,7 @@ def register_card_listeners(app: AsyncApp, context: SlackContext) -> None:
             _, command = split_select_value(_selected(body))
             await respond_reply(respond)(REMEDIATION_PENDING.format(command=command))
 
-        await guarded(work, respond_reply(respond))
+        await context.guarded(work, respond_reply(respond))
 
     @app.view(slack_ids.NOTE_MODAL)
     async def note_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -111,7 +111,7 @@ def register_card_listeners(app: AsyncApp, context: SlackContext) -> None:
         async def work() -> None:
             await context.incidents.add_note(incident_id, await context.actor(body), text)
 
-        await guarded(work, _dm_reply(client, body))
+        await context.guarded(work, _dm_reply(client, body))
 
     @app.view(slack_ids.DECLARE_MODAL)
     async def declare_submitted(
@@ -131,7 +131,7 @@ def register_card_listeners(app: AsyncApp, context: SlackContext) -> None:
             actor = await context.actor(body)
             await context.incidents.declare(title, severity, actor, service=service)
 
-        await guarded(work, _dm_reply(client, body))
+        await context.guarded(work, _dm_reply(client, body))
 
 
 async def open_declare_modal(

@@ -21,7 +21,7 @@ from bot.config.model import TocsinConfig
 from bot.maintenance_calendar import Maintenance
 from bot.replay_guard import ReplayGuard
 from bot.slack_connection import SlackCredentials, SlackMode, web_client
-from bot.slack_context import SlackContext, guarded, respond_reply
+from bot.slack_context import SlackContext, respond_reply
 from bot.slack_events import SlackEvents
 from bot.slack_people import SlackDirectory
 from bot.slack_sender import SlackSender
@@ -39,6 +39,8 @@ from incidents.service import IncidentService
 from incidents.store import IncidentStore
 
 log = logging.getLogger(__name__)
+
+LISTENER_GRACE_SECONDS = 10.0  # work acknowledged before SIGTERM may finish (and be sent)
 
 
 @dataclass
@@ -68,6 +70,10 @@ class SlackFace:
             await self.socket.close_async()  # type: ignore[no-untyped-call]
         if self.events is not None:
             await self.events.drain()
+        if not await self.context.in_flight.settle(LISTENER_GRACE_SECONDS):
+            log.warning(
+                "%d Slack listeners still running at shutdown", self.context.in_flight.running
+            )
         self._stop.set()
         if self._sender_task is not None:
             await self._sender_task
@@ -159,7 +165,7 @@ def register_probe_command(app: AsyncApp, context: SlackContext) -> None:
                 response_type="ephemeral",
             )
 
-        await guarded(work, respond_reply(respond))
+        await context.guarded(work, respond_reply(respond))
 
 
 def register_maint_command(app: AsyncApp, context: SlackContext, maintenance: Maintenance) -> None:
@@ -184,4 +190,4 @@ def register_maint_command(app: AsyncApp, context: SlackContext, maintenance: Ma
                 response_type="in_channel" if reply.public else "ephemeral",
             )
 
-        await guarded(work, respond_reply(respond))
+        await context.guarded(work, respond_reply(respond))

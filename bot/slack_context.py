@@ -8,10 +8,11 @@ that the user sees, so they can quote it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -38,6 +39,32 @@ class NotAllowed(IncidentError):
     """The person may read but not act (guest, external, deactivated, bot)."""
 
 
+class InFlight:
+    """Listener work still running after its ack, so that a shutdown can wait for it."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def started(self) -> None:
+        self.running += 1
+        self._idle.clear()
+
+    def finished(self) -> None:
+        self.running -= 1
+        if self.running == 0:
+            self._idle.set()
+
+    async def settle(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bounded wait, said so
+        """Wait until no work runs; False if some still ran after `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
 @dataclass
 class SlackContext:
     config: TocsinConfig
@@ -48,6 +75,15 @@ class SlackContext:
     clock: Clock
     run_probe: Callable[[str], Awaitable[ProbeResult]] | None = None
     extras: dict[str, Any] | None = None
+    in_flight: InFlight = field(default_factory=InFlight)
+
+    async def guarded(self, work: Callable[[], Awaitable[None]], reply: Reply) -> None:
+        """`guarded`, counted in `in_flight` while it runs."""
+        self.in_flight.started()
+        try:
+            await guarded(work, reply)
+        finally:
+            self.in_flight.finished()
 
     async def actor(self, body: dict[str, Any]) -> Actor:
         """The acting person as an Actor, refused (NotAllowed) if they may not act."""

@@ -114,6 +114,7 @@ class SlackEvents:
         self._closing = True
         if self._work:
             await asyncio.gather(*self._work, return_exceptions=True)
+        await asyncio.sleep(0)  # listener tasks Bolt started after an event's ack begin now
 
 
 def is_click(body: bytes) -> bool:

@@ -18,7 +18,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.card_listeners import open_declare_modal
-from bot.slack_context import SlackContext, guarded, respond_reply
+from bot.slack_context import SlackContext, respond_reply
 from bot.slack_views import (
     PreviewStep,
     escalation_preview_blocks,
@@ -185,7 +185,7 @@ def register_incident_command(app: AsyncApp, context: SlackContext) -> None:
                 raise IncidentError(f"unknown subcommand '{name}'; `/incident help` lists them")
             await handler(Invocation(words[1:], body, context, client, answer))
 
-        await guarded(work, respond_reply(respond))
+        await context.guarded(work, respond_reply(respond))
 
 
 def _split(text: str) -> list[str]:

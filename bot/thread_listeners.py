@@ -14,7 +14,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack_context import SlackContext, ephemeral_reply, guarded
+from bot.slack_context import SlackContext, ephemeral_reply
 from incidents.errors import IncidentError
 from incidents.model import Actor, Incident, Severity, Source
 from incidents.pins import PinBoard
@@ -44,7 +44,7 @@ def register_thread_listeners(app: AsyncApp, context: SlackContext, pins: PinBoa
             words = MENTION.sub("", str(event.get("text") or "")).split()
             await _thread_command(context, incident, words, {**body, "user_id": event.get("user")})
 
-        await guarded(work, reply)
+        await context.guarded(work, reply)
 
     @app.event("reaction_added")
     async def reacted(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -56,8 +56,13 @@ def register_thread_listeners(app: AsyncApp, context: SlackContext, pins: PinBoa
         reply = ephemeral_reply(client, channel, str(event.get("user") or ""), None)
 
         async def work() -> None:
-            answer = await client.conversations_replies(
-                channel=channel, ts=message_ts, latest=message_ts, inclusive=True, limit=1
+            answer = await client.conversations_replies(  # the parent comes first, then it
+                channel=channel,
+                ts=message_ts,
+                oldest=message_ts,
+                latest=message_ts,
+                inclusive=True,
+                limit=2,
             )
             message = next(
                 (m for m in answer.get("messages") or [] if m.get("ts") == message_ts), None
@@ -68,7 +73,7 @@ def register_thread_listeners(app: AsyncApp, context: SlackContext, pins: PinBoa
             incident = await context.incidents.find_by_thread(channel, str(thread_ts))
             if incident is None:
                 return
-            await context.actor({**body, "user_id": event.get("user")})
+            pinner = await context.actor({**body, "user_id": event.get("user")})
             team = str(body.get("team_id") or context.directory.team_id)
             author = str(message.get("user") or message.get("bot_id") or "unknown")
             await pins.pin(
@@ -78,9 +83,10 @@ def register_thread_listeners(app: AsyncApp, context: SlackContext, pins: PinBoa
                 Actor(Source.SLACK, f"{team}:{author}"),
                 datetime.fromtimestamp(float(message_ts), UTC),
                 str(message.get("text") or ""),
+                pinner,
             )
 
-        await guarded(work, reply)
+        await context.guarded(work, reply)
 
 
 async def _thread_command(

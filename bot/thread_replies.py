@@ -72,9 +72,9 @@ def reply_text(event: TimelineEvent, zone: ZoneInfo, mention: Mention) -> str | 
     elif event.kind == "note":
         text = f":memo: Note from {show_actor(event.actor)}:\n{quoted(event.text)}"
     elif event.kind == "pinned":
-        author = f" from {mention_of(event.old)}" if event.old else ""
+        pinner = f"{mention_of(event.new)} pinned" if event.new else "Pinned"
         excerpt = escape_capped(event.text, 100, one_line=True)
-        text = f":pushpin: {show_actor(event.actor)} added a message{author} to the timeline"
+        text = f":pushpin: {pinner} a message from {show_actor(event.actor)} to the timeline"
         text += f": “{excerpt}”" if excerpt else "."
     else:
         text = generic_text(event)

@@ -1,7 +1,8 @@
 """Messages people pinned into an incident's timeline, each at most once.
 
 The timeline event keeps the message's own time and author, so a postmortem
-reads the thread's story in the order it happened.
+reads the thread's story in the order it happened; who pinned it is kept in
+the event's `new` field.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ class PinBoard:
         self._clock = clock
 
     async def pin(
-        self, number: int, channel: str, message_ts: str, author: Actor, at: datetime, text: str
+        self,
+        number: int,
+        channel: str,
+        message_ts: str,
+        author: Actor,
+        at: datetime,
+        text: str,
+        pinned_by: Actor,
     ) -> bool:
         """Add the message to the timeline; False when it was pinned before."""
         now = self._clock.now()
@@ -35,7 +43,9 @@ class PinBoard:
             )
             if cursor.rowcount != 1:
                 return False
-            records.append(TimelineEvent(number, at, author, "pinned", text=text[:MAX_NOTE]))
+            records.append(
+                TimelineEvent(number, at, author, "pinned", text=text[:MAX_NOTE], new=pinned_by.id)
+            )
             return True
 
         return await self._store.write(work)

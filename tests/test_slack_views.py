@@ -194,8 +194,8 @@ def test_the_card_itself_announces_a_new_incident(kind: str) -> None:
         (
             "pinned",
             ALICE,
-            {"text": "nginx error log shows upstream timeouts", "old": "T0TEAM:U0BOB"},
-            ":pushpin: <@U024BE7LH> added a message from <@U0BOB> to the timeline: "
+            {"text": "nginx error log shows upstream timeouts", "new": "T0TEAM:U0BOB"},
+            ":pushpin: <@U0BOB> pinned a message from <@U024BE7LH> to the timeline: "
             "“nginx error log shows upstream timeouts”",
         ),
     ],
