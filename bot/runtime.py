@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -55,6 +55,7 @@ class Engine:
     escalation: Escalation
     outbox: Outbox
     maintenance: Maintenance
+    clock: Clock
     slack: SlackFace | None = None
     listener_url: str = ""
 
@@ -80,7 +81,7 @@ class Engine:
 
     async def prune(self) -> None:
         await self.journal.prune()
-        cutoff = datetime.now(UTC) - OUTBOX_KEEP
+        cutoff = self.clock.now() - OUTBOX_KEEP
         await self.outbox.write(lambda records: records.prune(cutoff))
 
     async def escalate(self) -> None:
@@ -133,6 +134,7 @@ async def build_engine(tocsin: Tocsin, clock: Clock, environ: Mapping[str, str])
         escalation,
         Outbox(tocsin.database),
         Maintenance(book, configured),
+        clock,
     )
 
 

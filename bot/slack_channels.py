@@ -72,14 +72,10 @@ class SlackChannels:
             if not cursor:
                 return
 
-    async def dm(self, user: str) -> str | None:
-        """The DM channel with `user`, or None when Slack will not open one."""
+    async def dm(self, user: str) -> str:
+        """The DM channel with `user`; Slack's refusal (e.g. `user_not_found`) is raised."""
         if user not in self._dms:
-            try:
-                response = await self._client.conversations_open(users=user)
-            except Exception as error:
-                log.warning("cannot open a DM with %s: %s", user, classify(error).reason)
-                return None
+            response = await self._client.conversations_open(users=user)
             self._dms[user] = str(response["channel"]["id"])
         return self._dms[user]
 

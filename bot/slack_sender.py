@@ -126,8 +126,12 @@ class SlackSender:
         thread = await self._outbox.read(lambda r: r.thread_of(head.incident_number))
         if head.kind is DeliveryKind.DM:
             assert head.recipient is not None
-            channel = await self._channels.dm(head.recipient)
-            return None if channel is None else Message((head,), channel, None, False)
+            try:
+                channel = await self._channels.dm(head.recipient)
+            except Exception as error:  # failed or retried like any write; the thread goes on
+                await self._record_problem(Message((head,), head.recipient, None, False), error)
+                return None
+            return Message((head,), channel, None, False)
         if head.kind is DeliveryKind.CARD:
             if thread is not None:
                 return Message((head,), thread[0], thread[1], True)

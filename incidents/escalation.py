@@ -211,7 +211,7 @@ class Escalation:
         kind = "reminder" if step.is_reminder else "escalated"
         text = "reminder while acknowledged" if step.is_reminder else self._level_text(step, policy)
         if late:
-            text += f" (late: was due {step.due_at.astimezone(self._zone):%H:%M %Z})"
+            text += f", late: was due {step.due_at.astimezone(self._zone):%H:%M %Z}"
         records.append(
             TimelineEvent(
                 incident.number, now, ESCALATION, kind, text=text, new=" ".join(step.targets)

@@ -211,11 +211,11 @@ def test_escalation_mentions_every_target() -> None:
         "escalated",
         DETECTION,
         new="@oncall U024BE7LH S0614TZR7",
-        text="level 2 of 3, round 1 (late: was due 19:17)",
+        text="level 2 of 3, round 1, late: was due 19:17",
     )
     assert text == (
         ":rotating_light: Paging @oncall <@U024BE7LH> <!subteam^S0614TZR7> "
-        "(level 2 of 3, round 1 (late: was due 19:17))"
+        "(level 2 of 3, round 1, late: was due 19:17)"
     )
 
 
