@@ -25,6 +25,8 @@ WINDOW_SECONDS = 300
 
 class ReplayGuard:
     def __init__(self, signing_secret: str, database: Database | None = None) -> None:
+        if not signing_secret:  # an empty key would accept anyone's signature
+            raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET")
         self._verifier = SignatureVerifier(signing_secret)
         self._database = database
         self._seen: OrderedDict[str, float] = OrderedDict()

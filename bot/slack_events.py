@@ -17,9 +17,9 @@ import asyncio
 import logging
 import re
 import urllib.parse
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -29,6 +29,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from bot.replay_guard import ReplayGuard
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CONCURRENT_DISPATCHES = 8
 QUIET_SECONDS = 0.02  # work starts once no request arrived for this long ...
@@ -56,7 +57,7 @@ class SlackEvents:
         self._app = app
         self.guard = guard
         self._slots = asyncio.Semaphore(CONCURRENT_DISPATCHES)
-        self._work: set[asyncio.Task[None]] = set()
+        self._work: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._last_arrival = 0.0
 
@@ -66,7 +67,6 @@ class SlackEvents:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if self._closing:  # Slack retries events; a clicker is told to try again
             return web.json_response({"error": "tocsin is restarting"}, status=503)
-        self._last_arrival = asyncio.get_running_loop().time()
         body = await request.read()
         refusal = self.guard.check(
             body,
@@ -77,15 +77,22 @@ class SlackEvents:
             self.guard.refused += 1
             log.warning("refused a Slack request: %s", refusal)
             return web.json_response({"error": refusal}, status=401)
+        self._last_arrival = asyncio.get_running_loop().time()  # signed traffic only
         raw = Raw(body, request.query_string, {**request.headers})
         if not is_click(body):  # a click, the common burst, is parsed after its ack
             bolt_request = raw.parse()
-            if not acknowledged_empty(bolt_request.body):
-                return await to_aiohttp_response(await self._app.async_dispatch(bolt_request))
-        task = asyncio.create_task(self._dispatch_later(raw))
+            if not acknowledged_empty(bolt_request.body):  # its answer carries content
+                answered = self._track(self._app.async_dispatch(bolt_request))
+                return await to_aiohttp_response(await answered)
+        self._track(self._dispatch_later(raw))
+        return web.Response(status=200)
+
+    def _track(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run `work` as a task `drain` waits for."""
+        task = asyncio.create_task(work)
         self._work.add(task)
         task.add_done_callback(self._work.discard)
-        return web.Response(status=200)
+        return task
 
     async def _dispatch_later(self, raw: Raw) -> None:
         await self._burst_settled()

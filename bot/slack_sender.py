@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.card_source import CardSource
+from bot.earlier_attempts import EarlierAttempts
+from bot.outbox_message import Message, SenderStats
 from bot.slack_channels import SlackChannels
 from bot.slack_delivery_errors import classify
 from bot.slack_ids import OUTBOX_EVENT_TYPE
@@ -37,34 +37,7 @@ POLL_SECONDS = 0.2
 MAX_MERGED = 20
 MERGED_LIMIT = 3000
 PAUSE_ON_AUTH = timedelta(seconds=60)
-
-
-@dataclass
-class SenderStats:
-    sent: int = 0
-    failed: int = 0
-    rate_limited: int = 0
-    retried: int = 0
-    confirmed_after_crash: int = 0
-    failures: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Message:
-    """One Slack call's worth of deliveries: a head, and the replies merged into it."""
-
-    rows: tuple[Delivery, ...]
-    channel: str
-    thread_ts: str | None  # the card's ts for replies; the card itself for an edit
-    edit: bool
-
-    @property
-    def head(self) -> Delivery:
-        return self.rows[0]
-
-    @property
-    def keys(self) -> list[str]:
-        return [row.key for row in self.rows]
+DM_ATTEMPTS = 5  # tries to open a DM before that page is given up (the thread has it too)
 
 
 class SlackSender:
@@ -76,8 +49,10 @@ class SlackSender:
         self._cards = cards
         self._clock = clock
         self._busy: set[str] = set()
+        self._sending: set[int] = set()  # head ids with a send in flight
         self._next_at: dict[tuple[str, bool], float] = {}
         self._channels = SlackChannels(client)
+        self._attempts = EarlierAttempts(client, self._channels)
         self._tasks: set[asyncio.Task[None]] = set()
         self._paused_until = 0.0
         self.stats = SenderStats()
@@ -106,6 +81,8 @@ class SlackSender:
         heads = await self._outbox.read(lambda r: r.heads(now, 500))
         started = 0
         for head in heads:
+            if head.id in self._sending:
+                continue
             message = await self._message(head)
             if message is None:
                 continue
@@ -114,8 +91,9 @@ class SlackSender:
             if channel in self._busy or self._next_at.get(lane, 0.0) > loop.time():
                 continue
             self._busy.add(channel)
+            self._sending.add(head.id)
             self._next_at[lane] = loop.time() + POST_INTERVAL
-            task = asyncio.create_task(self._send(message))
+            task = asyncio.create_task(self._send(message, channel))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             started += 1
@@ -128,8 +106,8 @@ class SlackSender:
             assert head.recipient is not None
             try:
                 channel = await self._channels.dm(head.recipient)
-            except Exception as error:  # failed or retried like any write; the thread goes on
-                await self._record_problem(Message((head,), head.recipient, None, False), error)
+            except Exception as error:
+                await self._dm_unavailable(head, error)
                 return None
             return Message((head,), channel, None, False)
         if head.kind is DeliveryKind.CARD:
@@ -145,14 +123,16 @@ class SlackSender:
             rows += await self._outbox.read(lambda r: r.following_replies(head, MAX_MERGED))
         return Message(tuple(rows), thread[0], thread[1], False)
 
-    async def _send(self, message: Message) -> None:
+    async def _send(self, message: Message, lane: str) -> None:
+        """Deliver `message`; `lane` is the channel key it was started under."""
         try:
             await self._deliver(message)
         except Exception as error:  # a bug must not stop other channels
             log.exception("sending %s failed", message.head.key)
             await self._record_problem(message, error)
         finally:
-            self._busy.discard(self._channels.known(message.channel))
+            self._busy.discard(lane)
+            self._sending.discard(message.head.id)
 
     async def _deliver(self, message: Message) -> None:
         head = message.head
@@ -281,37 +261,38 @@ class SlackSender:
             )
         )
 
+    async def _dm_unavailable(self, head: Delivery, error: Exception) -> None:
+        """`conversations.open` failed, so nothing was posted. A refusal (or too many tries)
+        fails this page only; anything else is tried again later."""
+        outcome = classify(error)
+        if outcome.permanent or outcome.pause or head.attempts + 1 >= DM_ATTEMPTS:
+            text = f"cannot send a DM to {head.recipient}: {outcome.reason}"
+            log.error("%s (%s)", text, head.key)
+            self.stats.failed += 1
+            self.stats.failures.append(text)
+            await self._finish([head], DeliveryState.FAILED, text)
+            return
+        until = self._clock.now() + timedelta(
+            seconds=outcome.retry_after or _backoff(head.attempts)
+        )
+        await self._outbox.write(
+            lambda r: r.postpone(
+                [head.id], until, outcome.reason, maybe_posted=False, count_attempt=True
+            )
+        )
+
     async def _finish(self, rows: list[Delivery], state: DeliveryState, error: str = "") -> None:
         await self._outbox.write(lambda r: r.finish([row.id for row in rows], state, error))
 
     async def _find_posted(self, message: Message) -> tuple[str, str] | None:
         """The channel id and ts of an earlier attempt of this message, if it reached Slack."""
         head = message.head
-        channel = await self._channels.resolve(message.channel)
-        if channel.startswith("#"):  # history takes ids only: post again, lose nothing
-            log.warning("cannot look into %s for %s; posting it again", channel, head.key)
-        else:
-            oldest = head.claimed_at.timestamp() - 5 if head.claimed_at else 0.0
-            for posted in await self._recent(channel, message.thread_ts, oldest):
-                metadata = posted.get("metadata") or {}
-                if metadata.get("event_type") != OUTBOX_EVENT_TYPE:
-                    continue
-                if head.key in (metadata.get("event_payload") or {}).get("keys", []):
-                    return channel, str(posted["ts"])
-        await self._outbox.write(lambda r: r.release([row.id for row in message.rows]))
-        return None
-
-    async def _recent(self, channel: str, thread_ts: str | None, oldest: float) -> list[Any]:
-        """Messages posted to `channel` (or the thread) since `oldest`, with their metadata."""
-        if thread_ts is not None:
-            response = await self._client.conversations_replies(
-                channel=channel, ts=thread_ts, oldest=str(oldest), include_all_metadata=True
-            )
-        else:
-            response = await self._client.conversations_history(
-                channel=channel, oldest=str(oldest), include_all_metadata=True, limit=200
-            )
-        return list(response.get("messages") or [])
+        found = await self._attempts.find(
+            message.channel, message.thread_ts, head.key, head.claimed_at
+        )
+        if found is None:
+            await self._outbox.write(lambda r: r.release([row.id for row in message.rows]))
+        return found
 
     async def _permalink(self, number: int) -> str | None:
         thread = await self._outbox.read(lambda r: r.thread_of(number))

@@ -150,13 +150,13 @@ class Detection:
         window = self._maintenance.window_for(rule.probe_id, now)
         if window is not None:
             note = f"maintenance until {window.ends_at.isoformat()}: {window.reason}"
-            newly = state.health is not Health.SUPPRESSED
-            self._hold(state, Health.SUPPRESSED, note)
             number = state.incident or self._links.incident_of(rule.group_key)
-            if newly and number is not None:  # the incident's thread learns what is held back
+            if state.health is not Health.SUPPRESSED and number is not None:
+                # the incident's thread learns what is held back (before it counts as told)
                 await self._links.event(
                     number, "suppressed", f"{rule.probe_id} failing: {why}; {note}"
                 )
+            self._hold(state, Health.SUPPRESSED, note)
             return
         parent = parent_incident(rule, self.rules, self.states)
         if parent is not None:

@@ -131,14 +131,23 @@ class OutboxRecords:
         )
 
     def postpone(
-        self, ids: Sequence[int], until: datetime, error: str, *, maybe_posted: bool
+        self,
+        ids: Sequence[int],
+        until: datetime,
+        error: str,
+        *,
+        maybe_posted: bool,
+        count_attempt: bool = False,
     ) -> None:
-        """Try again later. `maybe_posted` keeps the rows `sending`: look before reposting."""
+        """Try again later. `maybe_posted` keeps the rows `sending`: look before reposting.
+
+        `count_attempt` counts a try that failed before its rows were claimed.
+        """
         state = "sending" if maybe_posted else "pending"
         self._set(
             ids,
-            "state = ?, not_before = ?, error = ?",
-            [state, encode_time(until), error[:500]],
+            "state = ?, not_before = ?, error = ?, attempts = attempts + ?",
+            [state, encode_time(until), error[:500], int(count_attempt)],
         )
 
     def release(self, ids: Sequence[int]) -> None:

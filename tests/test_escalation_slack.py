@@ -272,3 +272,20 @@ async def test_a_person_slack_cannot_dm_does_not_hold_up_the_thread(
         await workspace.wait_for(lambda: paging(workspace, "<@U0GONE>"), timeout=WAIT)
         await click_acknowledge(engine, workspace, "U0ALICE")
         assert await status(engine) is Status.ACKNOWLEDGED
+
+
+async def test_a_dm_slack_fails_to_open_once_is_sent_on_a_later_try(
+    tmp_path: Path, workspace: SlackFake, clock: FakeClock
+) -> None:
+    policy = "\n    levels:\n      - {notify: [U0ALICE], after: 0m}\n"
+    workspace.fail_next("conversations.open", status=500)  # nothing posted: try again later
+    async with running(write_config(tmp_path, policy), clock, workspace) as engine:
+        assert engine.slack is not None
+        await engine.slack.context.incidents.declare("checkout down", Severity.P1, DECLARER)
+        await engine.escalate()
+        await workspace.wait_for(lambda: workspace.calls_to("conversations.open"), timeout=WAIT)
+        await workspace.wait_for(lambda: paging(workspace, "<@U0ALICE>"), timeout=WAIT)
+        clock.advance(seconds=60)  # past the back-off
+        await workspace.wait_for(lambda: dms_to(workspace, "U0ALICE"), timeout=WAIT)
+        assert len(workspace.calls_to("conversations.open")) == 2
+        assert len(dms_to(workspace, "U0ALICE")) == 1
