@@ -20,16 +20,13 @@ import aiohttp
 import pytest
 
 from bot import slack_ids
-from bot.config.loader import load_config
-from bot.main import open_tocsin
-from bot.runtime import Engine, running_engine
-from bot.slack_connection import slack_credentials
-from incidents.clock import SystemClock
+from bot.runtime import Engine
 from incidents.model import ACTIVE_STATUSES, Severity, Status
 from incidents.service import IncidentService
 from tests.conftest import ALICE as ALICE_ACTOR
-from tests.slack_fake import BOT_TOKEN, INCIDENTS_CHANNEL, SlackFake
-from tests.slack_requests import SIGNING_SECRET, signed_headers, slash_command, view_submission
+from tests.slack_engine import http_engine
+from tests.slack_fake import INCIDENTS_CHANNEL, SlackFake
+from tests.slack_requests import signed_headers, slash_command, view_submission
 
 ALICE = "U0ALICE"
 LEAD = "U0LEAD"
@@ -45,24 +42,11 @@ ESCALATION = f"""escalation:
 async def tocsin_over_http(
     fake: SlackFake, tmp_path: Path, extra: str = ""
 ) -> AsyncIterator[Engine]:
-    """tocsin running with Slack in HTTP mode against the fake; `extra` is appended YAML."""
-    path = tmp_path / "tocsin.yml"
-    path.write_text(
-        f'slack: {{channel: "#ops-incidents"}}\nstorage: {{path: {tmp_path / "t.db"}}}\n'
-        f"listener: {{port: 0}}\n{extra}"
-    )
-    environ = {
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_API_URL": fake.api_url,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-    }
+    """`http_engine` with Alice, the lead and the @oncall group in the workspace."""
     fake.add_user(ALICE, "alice")
     fake.add_user(LEAD, "lead")
     fake.add_usergroup("S0ONCALL", "oncall", [ALICE])
-    async with (
-        open_tocsin(load_config(path)) as tocsin,
-        running_engine(tocsin, SystemClock(), environ, slack=slack_credentials(environ)) as running,
-    ):
+    async with http_engine(fake, tmp_path, extra) as running:
         yield running
 
 

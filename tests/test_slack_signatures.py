@@ -16,35 +16,20 @@ import aiohttp
 import pytest
 
 from bot import slack_ids
-from bot.config.loader import load_config
-from bot.main import open_tocsin
-from bot.runtime import Engine, running_engine
-from bot.slack_connection import slack_credentials
-from incidents.clock import SystemClock
+from bot.runtime import Engine
 from incidents.model import Severity, Status
 from tests.conftest import ALICE as ALICE_ACTOR
-from tests.slack_fake import BOT_TOKEN, INCIDENTS_CHANNEL, SlackFake
-from tests.slack_requests import SIGNING_SECRET, button_click, signed_headers, view_submission
+from tests.slack_engine import http_engine
+from tests.slack_fake import INCIDENTS_CHANNEL, SlackFake
+from tests.slack_requests import button_click, signed_headers, view_submission
 
 
 @pytest.fixture
 async def engine(slack_fake: SlackFake, tmp_path: Path) -> AsyncIterator[Engine]:
-    path = tmp_path / "tocsin.yml"
-    path.write_text(
-        f'slack: {{channel: "#ops-incidents"}}\nstorage: {{path: {tmp_path / "t.db"}}}\n'
-        "listener: {port: 0}\n"
-    )
-    environ = {
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_API_URL": slack_fake.api_url,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-    }
     slack_fake.add_user("U0ALICE", "alice")
-    async with (
-        open_tocsin(load_config(path)) as tocsin,
-        running_engine(tocsin, SystemClock(), environ, slack=slack_credentials(environ)) as running,
-    ):
-        await tocsin.incidents.declare("checkout down", Severity.P1, ALICE_ACTOR)
+    async with http_engine(slack_fake, tmp_path) as running:
+        assert running.slack is not None
+        await running.slack.context.incidents.declare("checkout down", Severity.P1, ALICE_ACTOR)
         yield running
 
 

@@ -20,14 +20,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.config.loader import load_config
-from bot.main import open_tocsin
-from bot.runtime import Engine, running_engine
-from bot.slack_connection import slack_credentials
-from incidents.clock import SystemClock
+from bot.runtime import Engine
 from incidents.model import Actor, Incident, Severity, Source, Status, TimelineEvent
-from tests.slack_fake import BOT_TOKEN, BOT_USER_ID, INCIDENTS_CHANNEL, TEAM_ID, SlackFake
-from tests.slack_requests import SIGNING_SECRET, event_callback, signed_headers
+from tests.slack_engine import http_engine
+from tests.slack_fake import BOT_USER_ID, INCIDENTS_CHANNEL, TEAM_ID, SlackFake
+from tests.slack_requests import event_callback, signed_headers
 
 ALICE = "U0ALICE"
 BOB = "U0BOB"
@@ -101,24 +98,12 @@ class Room:
 
 @pytest.fixture
 async def room(slack_fake: SlackFake, tmp_path: Path) -> AsyncIterator[Room]:
-    path = tmp_path / "tocsin.yml"
-    path.write_text(
-        f'slack: {{channel: "#ops-incidents"}}\nstorage: {{path: {tmp_path / "t.db"}}}\n'
-        "listener: {port: 0}\n"
-    )
-    environ = {
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_API_URL": slack_fake.api_url,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-    }
     slack_fake.add_user(ALICE, "alice")
     slack_fake.add_user(BOB, "bob")
     slack_fake.add_user(GUEST, "guest", guest=True)
-    async with (
-        open_tocsin(load_config(path)) as tocsin,
-        running_engine(tocsin, SystemClock(), environ, slack=slack_credentials(environ)) as running,
-    ):
-        await tocsin.incidents.declare("checkout slow", Severity.P2, CAROL)
+    async with http_engine(slack_fake, tmp_path) as running:
+        assert running.slack is not None
+        await running.slack.context.incidents.declare("checkout slow", Severity.P2, CAROL)
         card = await slack_fake.wait_for(
             lambda: next(iter(slack_fake.top_level(INCIDENTS_CHANNEL)), None), timeout=10
         )
