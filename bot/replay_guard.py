@@ -66,6 +66,19 @@ class ReplayGuard:
         self._unsaved.append((signature, now))
         return ""
 
+    def first_time(self, key: str) -> bool:
+        """Whether `key` (e.g. an Events API `event_id`) is new within the window; now it is seen.
+
+        Slack re-sends an event it thinks went unanswered with a fresh signature, so the
+        signature alone cannot tell the retry of an event already handled.
+        """
+        if key in self._seen:
+            return False
+        now = time.time()
+        self._seen[key] = now
+        self._unsaved.append((key, now))
+        return True
+
     async def save(self) -> None:
         """Write remembered signatures and drop expired ones (called by a ticker)."""
         if self._database is None:

@@ -81,11 +81,20 @@ class SlackEvents:
         raw = Raw(body, request.query_string, {**request.headers})
         if not is_click(body):  # a click, the common burst, is parsed after its ack
             bolt_request = raw.parse()
+            if not self._first_delivery(bolt_request.body):
+                return web.Response(status=200)  # a retry of an event already handled
             if not acknowledged_empty(bolt_request.body):  # its answer carries content
                 answered = self._track(self._app.async_dispatch(bolt_request))
                 return await to_aiohttp_response(await answered)
         self._track(self._dispatch_later(raw))
         return web.Response(status=200)
+
+    def _first_delivery(self, body: dict[str, Any]) -> bool:
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and not self.guard.first_time(f"event:{event_id}"):
+            log.info("Slack re-sent event %s, already handled", event_id)
+            return False
+        return True
 
     def _track(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run `work` as a task `drain` waits for."""

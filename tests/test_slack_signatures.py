@@ -21,7 +21,7 @@ from incidents.model import Severity, Status
 from tests.conftest import ALICE as ALICE_ACTOR
 from tests.slack_engine import http_engine
 from tests.slack_fake import INCIDENTS_CHANNEL, SlackFake
-from tests.slack_requests import button_click, signed_headers, view_submission
+from tests.slack_requests import button_click, event_callback, signed_headers, view_submission
 
 
 @pytest.fixture
@@ -129,3 +129,26 @@ async def test_after_the_drain_requests_are_told_to_come_back(
     body = ack_body(slack_fake)
     assert await post(engine, body, signed_headers(body)) == 503
     assert await status_of(engine) is Status.OPEN
+
+
+async def test_an_event_slack_sends_again_is_handled_once(
+    engine: Engine, slack_fake: SlackFake
+) -> None:
+    """Slack re-sends an event (new signature, X-Slack-Retry-Num) when unsure it arrived."""
+    mention = {"type": "app_mention", "user": "U0ALICE", "text": "<@U0TOCSIN> ack"}
+    body = event_callback({**mention, "channel": INCIDENTS_CHANNEL, "ts": "1700000000.000100"})
+    now = int(time.time())
+    first = {**signed_headers(body, timestamp=now), "Content-Type": "application/json"}
+    again = {
+        **signed_headers(body, timestamp=now - 1),
+        "Content-Type": "application/json",
+        "X-Slack-Retry-Num": "1",
+        "X-Slack-Retry-Reason": "http_timeout",
+    }
+    assert await post(engine, body, first) == 200
+    assert await post(engine, body, again) == 200
+    assert engine.slack is not None and engine.slack.events is not None
+    await engine.slack.events.drain()
+    assert await engine.slack.context.in_flight.settle(10)
+    told = [e for e in slack_fake.ephemerals if e["user"] == "U0ALICE"]
+    assert len(told) == 1, told  # "mention me inside an incident's thread", once
