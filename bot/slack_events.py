@@ -79,14 +79,16 @@ class SlackEvents:
             return web.json_response({"error": refusal}, status=401)
         self._last_arrival = asyncio.get_running_loop().time()  # signed traffic only
         raw = Raw(body, request.query_string, {**request.headers})
-        if not is_click(body):  # a click, the common burst, is parsed after its ack
+        if is_click(body):  # the common burst: parsed after its ack, not before
+            self._track(self._dispatch_later(raw.parse))
+        else:
             bolt_request = raw.parse()
             if not self._first_delivery(bolt_request.body):
                 return web.Response(status=200)  # a retry of an event already handled
             if not acknowledged_empty(bolt_request.body):  # its answer carries content
                 answered = self._track(self._app.async_dispatch(bolt_request))
                 return await to_aiohttp_response(await answered)
-        self._track(self._dispatch_later(raw))
+            self._track(self._dispatch_later(lambda: bolt_request))
         return web.Response(status=200)
 
     def _first_delivery(self, body: dict[str, Any]) -> bool:
@@ -103,11 +105,11 @@ class SlackEvents:
         task.add_done_callback(self._work.discard)
         return task
 
-    async def _dispatch_later(self, raw: Raw) -> None:
+    async def _dispatch_later(self, parsed: Callable[[], AsyncBoltRequest]) -> None:
         await self._burst_settled()
         async with self._slots:
             try:
-                response = await self._app.async_dispatch(raw.parse())
+                response = await self._app.async_dispatch(parsed())
             except Exception:
                 log.exception("a Slack request failed after it was acknowledged")
                 return
