@@ -105,10 +105,18 @@ def test_sigterm_stops_cleanly_and_keeps_results(nginx_server: NginxServer, tmp_
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},  # each line as it is printed
     )
-    time.sleep(3.5)
+    assert process.stdout is not None
+    started: list[str] = []  # what it printed until it said it is probing (start-up time varies)
+    deadline = time.monotonic() + 60
+    while not any("Stop with Ctrl-C or SIGTERM" in line for line in started):
+        assert time.monotonic() < deadline and process.poll() is None, "".join(started)
+        started.append(process.stdout.readline())
+    time.sleep(2.5)  # two or three runs at a 1 s interval
     process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=20)
+    rest, _ = process.communicate(timeout=20)
+    output = "".join(started) + rest
     assert process.returncode == 0, output
     assert (
         "Stopped: in-flight probes finished, results saved, Slack messages sent or queued."
