@@ -9,6 +9,11 @@ content (a modal submission's validation errors, the URL verification challenge)
 wait for Bolt. The work waits until requests have stopped arriving for a moment (at
 most a second) and then runs a few dispatches at a time, so that a burst's work does
 not hold back the acknowledgement of requests still arriving.
+
+A signed body that is not a Slack request tocsin handles (not UTF-8, not JSON, a
+field missing: see slack_envelope) is answered 400 with one log line. A click is
+only checked to be whole before its ack; should its JSON still turn out wrong when
+it is parsed after the ack, it is dropped with one line.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.replay_guard import ReplayGuard
+from bot.slack_envelope import envelope_problem
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,7 +53,23 @@ class Raw:
     headers: dict[str, str | Sequence[str]]
 
     def parse(self) -> AsyncBoltRequest:
-        return AsyncBoltRequest(body=self.body.decode(), query=self.query, headers=self.headers)
+        """Bolt's request, or MalformedBody saying (in tocsin's words) why there is none."""
+        try:
+            text = self.body.decode()
+        except UnicodeDecodeError:
+            raise MalformedBody("the body is not UTF-8") from None
+        try:
+            request = AsyncBoltRequest(body=text, query=self.query, headers=self.headers)
+        except Exception:  # whatever Bolt's parser trips on, the bytes were not Slack's shape
+            raise MalformedBody("the body is not a JSON object or form") from None
+        problem = envelope_problem(request.body)
+        if problem:
+            raise MalformedBody(problem)
+        return request
+
+
+class MalformedBody(ValueError):
+    """A signed body that is not a Slack request tocsin handles."""
 
 
 class SlackEvents:
@@ -80,9 +102,14 @@ class SlackEvents:
         self._last_arrival = asyncio.get_running_loop().time()  # signed traffic only
         raw = Raw(body, request.query_string, {**request.headers})
         if is_click(body):  # the common burst: parsed after its ack, not before
+            if not looks_whole(body):
+                return refused("a click whose payload is cut short or not UTF-8")
             self._track(self._dispatch_later(raw.parse))
         else:
-            bolt_request = raw.parse()
+            try:
+                bolt_request = raw.parse()
+            except MalformedBody as problem:
+                return refused(str(problem))
             if not self._first_delivery(bolt_request.body):
                 return web.Response(status=200)  # a retry of an event already handled
             if not acknowledged_empty(bolt_request.body):  # its answer carries content
@@ -107,9 +134,14 @@ class SlackEvents:
 
     async def _dispatch_later(self, parsed: Callable[[], AsyncBoltRequest]) -> None:
         await self._burst_settled()
+        try:
+            request = parsed()
+        except MalformedBody as problem:
+            log.warning("dropped a signed Slack request after its ack: %s", problem)
+            return
         async with self._slots:
             try:
-                response = await self._app.async_dispatch(parsed())
+                response = await self._app.async_dispatch(request)
             except Exception:
                 log.exception("a Slack request failed after it was acknowledged")
                 return
@@ -144,6 +176,21 @@ def is_click(body: bytes) -> bool:
         return False
     head = urllib.parse.unquote_plus(body[8:120].decode("ascii", "replace"))
     return CLICK_HEAD.match(head) is not None
+
+
+def looks_whole(click: bytes) -> bool:
+    """A click's form body is UTF-8 and ends its JSON, told without parsing it (see is_click)."""
+    try:
+        click.decode()
+    except UnicodeDecodeError:
+        return False
+    return click.rstrip().lower().endswith((b"%7d", b"}"))
+
+
+def refused(problem: str) -> web.Response:
+    """400 for a signed body that is not a Slack request: one line, never a traceback."""
+    log.warning("refused a signed Slack request: %s", problem)
+    return web.json_response({"error": problem}, status=400)
 
 
 def acknowledged_empty(body: dict[str, Any]) -> bool:
