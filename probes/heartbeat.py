@@ -17,6 +17,8 @@ from probes.probe import KindSettings, Probe
 from probes.result import Observation, Status
 from probes.thresholds import Threshold, measure
 
+MIN_TOKEN_LENGTH = 16  # a shorter token could be guessed through the listener
+
 
 class HeartbeatSettings(KindSettings):
     period: Duration = Field(description="how often the job runs")

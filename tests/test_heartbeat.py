@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from bot.cli import main
 from bot.listener import listener_app
 from incidents.database import Database
 from incidents.heartbeats import HeartbeatBook
@@ -18,6 +21,7 @@ from probes.result import Status
 from tests.fakes import FakeClock
 
 TOKEN = "s3cret-heartbeat-token"
+WRONG_TOKEN_BURST = 10  # wrong tokens a client may send before it must wait
 
 
 @pytest.fixture
@@ -70,21 +74,87 @@ async def test_ping_with_query_token_for_curl_in_crontab(
 
 
 @pytest.mark.parametrize(
-    ("path", "headers", "expected"),
+    ("path", "headers"),
     [
-        ("/heartbeat/backup", {}, 401),
-        ("/heartbeat/backup", {"Authorization": "Bearer wrong"}, 401),
-        ("/heartbeat/nosuch", {"Authorization": f"Bearer {TOKEN}"}, 404),
-        ("/heartbeat/import", {"Authorization": "Bearer anything"}, 503),
+        ("/heartbeat/backup", {}),
+        ("/heartbeat/backup", {"Authorization": "Bearer wrong-but-long-enough"}),
+        ("/heartbeat/nosuch", {"Authorization": f"Bearer {TOKEN}"}),
+        ("/heartbeat/import", {"Authorization": "Bearer anything-at-all-here"}),
     ],
 )
-async def test_refused_pings_change_nothing(
-    server: TestServer, book: HeartbeatBook, path: str, headers: dict[str, str], expected: int
+async def test_refused_pings_change_nothing_and_look_alike(
+    server: TestServer, book: HeartbeatBook, path: str, headers: dict[str, str]
 ) -> None:
+    """A wrong token, an unknown probe and a probe without a token on the server are one
+    answer, so an outsider cannot tell which probe ids exist."""
     status, body = await call(server, "POST", path, headers=headers)
-    assert status == expected
-    assert body["ok"] is False and body["error"]
+    assert (status, body) == (401, {"ok": False, "error": "wrong or missing token"})
     assert book.last_ping("backup") is None and book.last_ping("import") is None
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])
+async def test_the_bearer_scheme_is_read_in_any_case(
+    server: TestServer, book: HeartbeatBook, scheme: str
+) -> None:
+    status, _ = await call(
+        server, "POST", "/heartbeat/backup", headers={"Authorization": f"{scheme}  {TOKEN}"}
+    )
+    assert status == 200
+    assert book.last_ping("backup") is not None
+
+
+async def test_wrong_tokens_are_limited_per_client(
+    server: TestServer, book: HeartbeatBook, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a burst of wrong tokens a client is told to wait, even with the right token;
+    another client is not affected, and the log holds neither token nor a line per guess."""
+    guesses = [f"guess-{n:04d}-of-the-token" for n in range(WRONG_TOKEN_BURST + 5)]
+    with caplog.at_level(logging.INFO):
+        answers = [
+            (await call(server, "POST", "/heartbeat/backup", headers=bearer(guess)))[0]
+            for guess in guesses
+        ]
+        limited, _ = await call(server, "POST", "/heartbeat/backup", headers=bearer(TOKEN))
+        other = await call_from("127.0.0.2", server, "/heartbeat/backup", bearer(TOKEN))
+    assert answers[:WRONG_TOKEN_BURST] == [401] * WRONG_TOKEN_BURST
+    assert set(answers[WRONG_TOKEN_BURST:]) == {429}
+    assert limited == 429
+    assert other == 200
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert not any(guess in logged for guess in guesses) and TOKEN not in logged
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) <= 2
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def call_from(source: str, server: TestServer, path: str, headers: dict[str, str]) -> int:
+    """POST from another loopback address, i.e. another client."""
+    connector = aiohttp.TCPConnector(local_addr=(source, 0))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.post(str(server.make_url(path)), headers=headers) as response,
+    ):
+        return response.status
+
+
+def test_check_refuses_a_heartbeat_token_shorter_than_16_characters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "tocsin.yml"
+    config.write_text(
+        'slack: {channel: "#ops"}\n'
+        "probes:\n"
+        "  - {id: backup, kind: heartbeat, period: 1d, token_env: BACKUP_TOKEN, severity: P2}\n"
+    )
+    monkeypatch.setenv("BACKUP_TOKEN", "short-secret")
+    assert main(["check", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "BACKUP_TOKEN" in err and "16" in err
+    assert "short-secret" not in err
+    monkeypatch.setenv("BACKUP_TOKEN", "x" * 16)
+    assert main(["check", str(config)]) == 0
 
 
 async def test_fail_ping_and_persistence(

@@ -1,5 +1,8 @@
 """Secrets never live in tocsin.yml: find any that were written there anyway.
 
+A heartbeat token the environment does hold is refused when it is too short to
+be safe from guessing (its value is never shown).
+
 This runs on the raw YAML data, before the schema, so it also catches secrets
 in kind-specific probe fields and in keys the schema does not know. Each
 problem says what to write instead, using a key the schema accepts.
@@ -14,6 +17,7 @@ from typing import Any
 
 from bot.config.fields import ENV_NAME
 from bot.config.problems import ConfigProblem, KeyPath, format_path
+from probes.heartbeat import MIN_TOKEN_LENGTH
 
 SECRET_WORDS = (
     "password", "passwd", "secret", "token", "api_key", "apikey", "passphrase",
@@ -48,7 +52,8 @@ def is_secret_key(key: str) -> bool:
 
 
 def secret_problems(data: Any) -> list[ConfigProblem]:
-    """Every inline secret, and every `*_env` field that does not name a variable."""
+    """Every inline secret, every `*_env` field that does not name a variable, and every
+    heartbeat token that is set but too short."""
     problems = []
     for where, value in _leaves(data, ()):
         key = where[-1] if isinstance(where[-1], str) else ""
@@ -62,6 +67,14 @@ def secret_problems(data: Any) -> list[ConfigProblem]:
                     where,
                     f"`{key}` names an environment variable such as SHOP_DB_PASSWORD, not the "
                     "secret itself; move the value into the environment",
+                )
+            )
+        elif key == "token_env" and _short_token(value):
+            problems.append(
+                ConfigProblem(
+                    where,
+                    f"the token in {value} is shorter than {MIN_TOKEN_LENGTH} characters and "
+                    "could be guessed; use a long random one (e.g. `openssl rand -hex 16`)",
                 )
             )
         elif isinstance(value, str):
@@ -84,6 +97,12 @@ def unset_variables(data: Any) -> list[str]:
         and ENV_NAME.match(value)
         and value not in os.environ
     ]
+
+
+def _short_token(variable: Any) -> bool:
+    """A token variable that is set (unset ones are only warned about) but too short."""
+    token = os.environ.get(str(variable))
+    return token is not None and len(token) < MIN_TOKEN_LENGTH
 
 
 def _fix_for(data: Any, where: KeyPath, key: str) -> str:
