@@ -12,7 +12,9 @@ Statuses:
   too.
 
 The phases dns_ms, connect_ms, tls_ms, ttfb_ms (request sent to first response byte) and
-total_ms are always measured; over redirects they add up, as blackbox_exporter's do.
+total_ms are always measured; over redirects they add up, as blackbox_exporter's do. The
+body is always read to its end, so total_ms is the whole download; the body checks see
+its first `max_body` bytes (decoded when the server compressed them anyway).
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ from urllib.parse import urljoin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
 
-from probes.http_client import HttpTimings, Response, Url, build_request, exchange, parse_url
+from probes.durations import ByteSize
+from probes.http_client import Exchange, HttpTimings, build_request, exchange
+from probes.http_proxy import FROM_ENVIRONMENT, Proxy, parse_proxy, proxy_for
+from probes.http_response import Response
+from probes.http_url import Url, parse_url
 from probes.net import ProbeProblem, excerpt, own_deadline
 from probes.probe import KindSettings, Probe
 from probes.result import Measurement, Observation, Status
@@ -37,6 +43,9 @@ from probes.thresholds import Threshold, judge, measure
 from probes.tls_client import tls_context
 
 MAX_REDIRECTS = 10
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+LARGEST_MAX_BODY = 256 * 1024 * 1024
+EVIDENCE_BODY = 4096  # kept when no body check needs more: the card shows an excerpt
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # tocsin frames the exchange itself; these would contradict it.
@@ -92,12 +101,28 @@ class HttpSettings(KindSettings):
     follow_redirects: bool = True
     verify_tls: bool = True
     ca_file: Path | None = None
+    max_body: ByteSize = DEFAULT_MAX_BODY
+    proxy: str | None = None
     expect: HttpExpect = HttpExpect()
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
         parse_url(value)
+        return value
+
+    @field_validator("max_body")
+    @classmethod
+    def _max_body(cls, value: int) -> int:
+        if not 1024 <= value <= LARGEST_MAX_BODY:
+            raise ValueError("give a size from 1KiB to 256MiB, e.g. 10MiB")
+        return value
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, value: str | None) -> str | None:
+        if value is not None and value != FROM_ENVIRONMENT:
+            parse_proxy(value, credentials=False)
         return value
 
     @field_validator("method")
@@ -141,6 +166,8 @@ class HttpProbe(Probe):
             n[: -len("_env")] for n in settings.headers if n.lower().endswith("_env")
         }
         self.request = build_request(settings.method, self.url, self.headers, self.body)
+        checks_body = self.expect.body_contains is not None or self.expect.body_regex is not None
+        self.keep = settings.max_body if checks_body else EVIDENCE_BODY
         self.regex = re.compile(self.expect.body_regex) if self.expect.body_regex else None
         self._context: ssl.SSLContext | None = None
 
@@ -175,9 +202,13 @@ class HttpProbe(Probe):
         url, method, body, request = self.url, self.settings.method, self.body, self.request
         seen = {url.text}
         while True:
+            proxy = self._proxy(url)
+            if proxy is not None:
+                request = build_request(method, url, self._headers_for(url), body, proxy)
             context = self._tls() if url.scheme == "https" else None
-            response = await exchange(url, request, method, timings, context)
-            location = response.headers.get("location")
+            plan = Exchange(url, request, method, self.keep, context, proxy)
+            response = await exchange(plan, timings)
+            location = response.header("location")
             if not (self.settings.follow_redirects and location and response.status in REDIRECTS):
                 return response, url
             location = location.encode("latin-1").decode("utf-8", "surrogateescape")
@@ -197,6 +228,9 @@ class HttpProbe(Probe):
             request = build_request(method, target, self._headers_for(target), body)
             url = target
 
+    def _proxy(self, url: Url) -> Proxy | None:
+        return proxy_for(url, self.settings.proxy, self.context.environ)
+
     def _headers_for(self, url: Url) -> dict[str, str]:
         """Credentials go only where they were configured for: same scheme, host and port.
 
@@ -204,8 +238,7 @@ class HttpProbe(Probe):
         and every header whose value came from a `*_env` secret.
         """
         headers = self.headers
-        origin = self.url
-        if (url.scheme, url.host, url.port) == (origin.scheme, origin.host, origin.port):
+        if url.origin == self.url.origin:
             return headers
         return {
             name: value
@@ -242,21 +275,20 @@ class HttpProbe(Probe):
             wanted = " or ".join(str(code) for code in expect.status)
             problems.append(f"HTTP {response.status} (expected {wanted})")
         elif expect.body_contains is not None or self.regex is not None:
-            text = response.body.decode(_charset(response.headers), "replace")
-            if expect.body_contains is not None and expect.body_contains not in text:
-                problems.append(f"body does not contain '{excerpt(expect.body_contains, 80)}'")
-            if self.regex is not None and not self.regex.search(text):
-                problems.append(f"body does not match /{excerpt(self.regex.pattern, 80)}/")
+            problems += self._body_problems(response)
         evidence = [("status", excerpt(response.status_line, 120)), ("url", final.text)]
         if hops:
             evidence.append(("redirects", "; ".join(hops)))
-        location = response.headers.get("location")
+        location = response.header("location")
         if location is not None and response.status in REDIRECTS:
             evidence.append(("location", excerpt(location, 200)))
         if response.body:
             evidence.append(("body", excerpt(response.body)))
-        if response.truncated:
-            evidence.append(("body read", "the first 1 MiB; the rest was not downloaded"))
+        if response.coding:
+            evidence.append(("content-encoding", response.coding_problem or response.coding))
+        if not response.complete_body and self.keep == self.settings.max_body:
+            evidence.append(("body read", f"{response.size} bytes; the checks saw the first "
+                             f"{_size(self.keep)} (max_body)"))  # fmt: skip
         measurements = self._measurements(timings)
         total = timings.total * 1000
         healthy = (
@@ -265,6 +297,27 @@ class HttpProbe(Probe):
             else (f"HTTP {response.status} in {total:.3g} ms")
         )
         return judge(measurements, tuple(evidence), healthy=healthy, problems=tuple(problems))
+
+    def _body_problems(self, response: Response) -> list[str]:
+        expect = self.expect
+        if response.coding_problem:
+            return [f"cannot check the body: {response.coding_problem}"]
+        text = response.body.decode(_charset(response.header("content-type") or ""), "replace")
+        where = "" if response.complete_body else f" in its first {_size(self.keep)} (max_body)"
+        problems = []
+        if expect.body_contains is not None and expect.body_contains not in text:
+            problems.append(f"body does not contain '{excerpt(expect.body_contains, 80)}'{where}")
+        if self.regex is not None and not self.regex.search(text):
+            problems.append(f"body does not match /{excerpt(self.regex.pattern, 80)}/{where}")
+        return problems
+
+
+def _size(count: int) -> str:
+    if count % (1024 * 1024) == 0:
+        return f"{count // (1024 * 1024)} MiB"
+    if count % 1024 == 0:
+        return f"{count // 1024} KiB"
+    return f"{count} bytes"
 
 
 def secret_headers(
@@ -287,9 +340,8 @@ def secret_headers(
     return sent, unset
 
 
-def _charset(headers: dict[str, str]) -> str:
+def _charset(content_type: str) -> str:
     """The Content-Type charset when Python knows it, else UTF-8."""
-    content_type = headers.get("content-type", "")
     if "charset=" not in content_type:
         return "utf-8"
     name = content_type.split("charset=", 1)[1].split(";")[0].strip().strip("\"'")

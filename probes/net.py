@@ -23,9 +23,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import aiohappyeyeballs
+
 from probes.result import Status
 
 RECV_SIZE = 65536
+HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended connection attempt delay
 Address = tuple[Any, ...]  # what socket.connect takes for AF_INET / AF_INET6
 # Local causes: our host has no route or no address for that family, or a local firewall.
 _OUR_ERRNOS = frozenset(
@@ -53,6 +56,7 @@ WAITING_FOR = {
     "body": "the rest of the response",
     "send": "sending to {where}",
     "banner": "a first line from {where}",
+    "proxy": "the proxy {where} to open a tunnel",
 }
 
 
@@ -69,6 +73,7 @@ class Timings:
     phase: str = "dns"
     host: str = ""
     port: int = 0
+    own_host: str | None = None  # a proxy of ours: its silence is our problem, not the target's
 
     def enter(self, phase: str, host: str, port: int) -> None:
         self.phase = phase
@@ -76,8 +81,11 @@ class Timings:
         self.port = port
 
     def timed_out(self, after: float) -> ProbeProblem:
-        """Our resolver hanging is our problem (`error`); any later phase is the target's."""
-        status = Status.ERROR if self.phase == "dns" else Status.FAIL
+        """Our resolver or proxy hanging is our problem (`error`); the rest is the target's."""
+        ours = self.phase in ("dns", "proxy") or (
+            self.own_host is not None and self.host == self.own_host
+        )
+        status = Status.ERROR if ours else Status.FAIL
         where = display(self.host, self.port)
         waiting_for = WAITING_FOR[self.phase].format(host=self.host, where=where)
         return ProbeProblem(
@@ -129,29 +137,42 @@ async def resolve(host: str, port: int, timings: Timings) -> list[tuple[int, Add
 
 
 async def connect(host: str, port: int, timings: Timings) -> socket.socket:
-    """A connected non-blocking socket to the first address of `host` that accepts."""
+    """A connected non-blocking socket to `host`.
+
+    One address (an IP literal, most internal names) is connected directly, without a
+    trip through the loop when the handshake is already done. Several addresses race as
+    RFC 8305 "happy eyeballs" (families interleaved, the next attempt 250 ms after the
+    last began): a name with both `::1` and `127.0.0.1` whose IPv6 path drops packets
+    still connects over IPv4 quickly instead of failing at the timeout.
+    """
     addresses = await resolve(host, port, timings)
-    loop = asyncio.get_running_loop()
     timings.enter("connect", host, port)
     began = time.perf_counter()
-    errors: list[OSError] = []
     try:
-        for family, address in addresses:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            try:
-                await _connect(loop, sock, address)
-            except OSError as error:
-                sock.close()
-                errors.append(error)
-                continue
-            except BaseException:
-                sock.close()
-                raise
-            return sock
+        if len(addresses) == 1:
+            return await _connect_one(*addresses[0])
+        infos = [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)
+                 for family, address in addresses]  # fmt: skip
+        sock = await aiohappyeyeballs.start_connection(
+            infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1
+        )
+        sock.setblocking(False)
+        return sock
+    except OSError as error:
+        raise _connect_problem(host, port, [error]) from None
     finally:
         timings.connect += time.perf_counter() - began
-    raise _connect_problem(host, port, errors)
+
+
+async def _connect_one(family: int, address: Address) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await _connect(asyncio.get_running_loop(), sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 async def _connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, address: Address) -> None:
@@ -185,6 +206,7 @@ def _connect_problem(host: str, port: int, errors: list[OSError]) -> ProbeProble
     where = display(host, port)
     if any(isinstance(error, ConnectionRefusedError) for error in errors):
         return ProbeProblem(Status.FAIL, f"connection refused by {where}")
+    # Several addresses that failed differently come as one OSError without an errno.
     theirs = [error for error in errors if error.errno not in _OUR_ERRNOS]
     if theirs:
         return ProbeProblem(Status.FAIL, f"cannot connect to {where}: {why(theirs[0])}")
