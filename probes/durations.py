@@ -3,6 +3,7 @@
 They live in the lowest layer because probe settings, detection and the config all use them.
 """
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any
@@ -12,6 +13,10 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 DURATION_SCHEMA = {"type": "string", "pattern": r"^(\d+(ms|s|m|h|d|w))+$", "examples": ["30s"]}
 UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Far beyond any interval or window a team means, far below what timedelta and timers hold.
+MAX_DURATION = timedelta(days=3650)
+MAX_DIGITS = 12
+MAX_SHOWN = 40
 
 SIZE = re.compile(r"^(\d+)\s*(B|KiB|MiB|KB|MB)?$")
 SIZE_FACTORS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024, "KB": 1000, "MB": 1000 * 1000}
@@ -24,14 +29,32 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError("write a duration such as 30s, 5m or 1h")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError("write a duration such as 30s, 5m or 1h")
         raise ValueError(f"add a unit: write {value}s, {value}m or {value}h")
     text = value.strip().replace(" ", "")
     if not text or DURATION_PART.sub("", text):
         raise ValueError(
-            f"'{value}' is not a duration; write e.g. 30s, 5m, 1h30m (units ms s m h d w)"
+            f"'{_shown(value)}' is not a duration; write e.g. 30s, 5m, 1h30m (units ms s m h d w)"
         )
-    seconds = sum(int(n) * UNIT_SECONDS[unit] for n, unit in DURATION_PART.findall(text))
+    parts = [(n.lstrip("0") or "0", unit) for n, unit in DURATION_PART.findall(text)]
+    if any(len(n) > MAX_DIGITS for n, _ in parts):
+        raise _too_long(value)
+    seconds = sum(int(n) * UNIT_SECONDS[unit] for n, unit in parts)
+    if seconds > MAX_DURATION.total_seconds():
+        raise _too_long(value)
     return timedelta(seconds=seconds)
+
+
+def _too_long(value: str) -> ValueError:
+    return ValueError(
+        f"'{_shown(value)}' is longer than {MAX_DURATION.days}d (10 years), "
+        "the longest duration tocsin accepts; write a shorter one"
+    )
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= MAX_SHOWN else value[: MAX_SHOWN - 3] + "..."
 
 
 def format_duration(value: timedelta) -> str:

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class KindSettings(BaseModel):
     """Base of each kind's own keys (`url`, `query`, `expect`, ...); unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,12 @@ from probes.result import Measurement, Observation, Status
 
 
 class Threshold(BaseModel):
-    """A healthy value is strictly below `below` and strictly above `above`."""
+    """A healthy value is strictly below `below` and strictly above `above`.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Bounds are finite: nothing is below `.nan`, and `1e400` reads as infinity.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     below: float | None = None
     above: float | None = None

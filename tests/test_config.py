@@ -373,6 +373,28 @@ def test_duration_format_round_trips(milliseconds: int) -> None:
     assert parse_duration(format_duration(value)) == value
 
 
+@pytest.mark.parametrize(
+    "text", ["99999999999999999999999999w", "3651d", "999999999999w999999999999w", "9" * 5000 + "s"]
+)
+def test_durations_past_ten_years_are_refused_with_the_bound(text: str) -> None:
+    with pytest.raises(ValueError, match=r"longer than 3650d \(10 years\)"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(".nan", "nan"), ("-.inf", "-inf"), ("1e400", "'1e400'")]
+)
+def test_thresholds_and_ladders_must_be_finite(value: str, shown: str) -> None:
+    probe = "{id: a, kind: http, url: 'https://x/', expect: {ttfb_ms: {below: VALUE}},\n"
+    ladder = "  severity_ladder: [{above: VALUE, severity: P1}]}"
+    lines = problems(MINIMAL + f"probes: [{probe}{ladder}]\n".replace("VALUE", value))
+    fix = f"must be a finite number, not {shown}; write e.g. 800"
+    assert lines == [
+        f"probes[0].expect.ttfb_ms.below (line 2): {fix}",
+        f"probes[0].severity_ladder[0].above (line 3): {fix}",
+    ]
+
+
 def test_sizes() -> None:
     assert [parse_size(v) for v in (65536, "64KiB", "1MiB", "10KB")] == [65536, 65536, 2**20, 10000]
     with pytest.raises(ValueError, match="64KiB"):

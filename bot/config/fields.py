@@ -41,4 +41,4 @@ SlackChannel = Annotated[str, AfterValidator(_slack_channel)]
 class Strict(BaseModel):
     """Unknown keys are errors: a typo must never be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

@@ -43,7 +43,7 @@ ProbeKind = Annotated[
 class LadderStep(BaseModel):
     """`{above: 95, severity: P1}`: a measured value that makes the incident more severe."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     measure: str = Field("value", description="measurement name, e.g. value, ttfb_ms, days_left")
     above: float | None = None
@@ -60,7 +60,7 @@ class LadderStep(BaseModel):
 
 
 class ProbeSettings(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
     id: Slug
     kind: ProbeKind

@@ -106,6 +106,8 @@ def problems_from_validation(
             message = f"unknown key '{key}'{suggest(key, names)}; remove it or fix its spelling"
         elif kind in ("model_type", "dict_type") and value is None:
             message = "is empty; give it a value or remove the key"
+        elif kind == "finite_number":
+            message = f"must be a finite number, not {show_value(value)}; write e.g. 800"
         elif (
             kind not in ("value_error", "assertion_error")
             and _is_scalar(value)
