@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 
 from incidents.detection_rules import ProbeRule
@@ -10,16 +11,19 @@ from probes.result import Status
 
 
 def ancestors(rule: ProbeRule, rules: Mapping[str, ProbeRule]) -> list[str]:
-    """Parents, grandparents and so on, nearest first (the config refuses cycles)."""
-    seen: list[str] = []
-    todo = list(rule.depends_on)
+    """Parents, grandparents and so on, nearest first (the config refuses cycles).
+
+    Linear in the number of ancestors: a chain of a thousand probes is legitimate.
+    """
+    seen: dict[str, None] = {}
+    todo = deque(rule.depends_on)
     while todo:
-        parent = todo.pop(0)
+        parent = todo.popleft()
         if parent in seen or parent not in rules:
             continue
-        seen.append(parent)
+        seen[parent] = None
         todo.extend(rules[parent].depends_on)
-    return seen
+    return list(seen)
 
 
 def parent_incident(

@@ -105,7 +105,11 @@ def _ssh_probe_hosts(probes: list[dict[str, Any]], hosts: set[str]) -> list[Conf
 
 
 def _dependency_cycles(probes: list[dict[str, Any]]) -> list[ConfigProblem]:
-    """Depth-first search for cycles; each cycle is reported once, at its first probe."""
+    """Depth-first search for cycles; each cycle is reported once, at its first probe.
+
+    Iterative, each probe visited once: a legitimate chain of thousands of probes is
+    checked in linear time, without recursion.
+    """
     parents: dict[str, list[str]] = {}
     index_of: dict[str, int] = {}
     for index, probe in enumerate(probes):
@@ -115,26 +119,41 @@ def _dependency_cycles(probes: list[dict[str, Any]]) -> list[ConfigProblem]:
             index_of[probe_id] = index
     done: set[str] = set()
     problems = []
-
-    def visit(node: str, trail: list[str]) -> None:
-        if node in trail:
-            cycle = [*trail[trail.index(node) :], node]
-            problems.append(
-                ConfigProblem(
-                    ("probes", index_of[cycle[0]], "depends_on"),
-                    f"dependency cycle {' -> '.join(cycle)}; remove one of these depends_on",
+    for start in parents:
+        if start in done:
+            continue
+        trail = [start]
+        position = {start: 0}
+        pending = [iter(parents[start])]
+        while pending:
+            parent = next(pending[-1], None)
+            if parent is None:
+                finished = trail.pop()
+                del position[finished]
+                done.add(finished)
+                pending.pop()
+            elif parent in position:
+                cycle = [*trail[position[parent] :], parent]
+                problems.append(
+                    ConfigProblem(
+                        ("probes", index_of[cycle[0]], "depends_on"),
+                        f"dependency cycle {_shown_cycle(cycle)}; remove one of these depends_on",
+                    )
                 )
-            )
-            return
-        if node in done or node not in parents:
-            return
-        for parent in parents[node]:
-            visit(parent, [*trail, node])
-        done.add(node)
-
-    for probe_id in parents:
-        visit(probe_id, [])
+            elif parent in parents and parent not in done:
+                position[parent] = len(trail)
+                trail.append(parent)
+                pending.append(iter(parents[parent]))
     return problems
+
+
+def _shown_cycle(cycle: list[str], limit: int = 6) -> str:
+    """`a -> b -> a`, or for a long cycle its start, its end and how many probes it holds."""
+    if len(cycle) <= limit + 1:
+        return " -> ".join(cycle)
+    head = " -> ".join(cycle[: limit // 2])
+    tail = " -> ".join(cycle[-limit // 2 :])
+    return f"{head} -> ... -> {tail} ({len(cycle) - 1:,} probes)"
 
 
 def _command_hosts(commands: dict[str, Any], hosts: set[str]) -> list[ConfigProblem]:
