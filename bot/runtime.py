@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from aiohttp import web
-
+from bot.config import TocsinConfig
 from bot.listener import listener_app
+from bot.listener_server import ListenerLimits, ListenerServer
 from bot.main import Tocsin
 from bot.maintenance_calendar import CombinedCalendar, ConfiguredCalendar, Maintenance
+from bot.open_files import connection_budget, raise_open_file_limit
 from bot.probe_plan import PlannedProbe, detection_settings, plan_probes, probe_context
 from bot.scheduler import ProbeScheduler
 from bot.slack_app import SlackFace, build_slack
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
 PRUNE_SECONDS = 60.0
 GUARD_SAVE_SECONDS = 2.0
-LISTEN_BACKLOG = 1024  # a burst of clicks (one connection each) must not wait in SYN queues
 OUTBOX_KEEP = timedelta(days=7)
 
 
@@ -105,6 +105,17 @@ def heartbeat_tokens(
     return tokens
 
 
+def listener_limits(config: TocsinConfig) -> ListenerLimits:
+    """The listener's bounds; the open-file limit is raised first, as far as it goes."""
+    listener = config.listener
+    connections = connection_budget(
+        listener.max_connections, raise_open_file_limit(), config.scheduler.max_concurrent
+    )
+    return ListenerLimits(
+        connections, listener.header_timeout.total_seconds(), listener.body_timeout.total_seconds()
+    )
+
+
 async def build_engine(tocsin: Tocsin, clock: Clock, environ: Mapping[str, str]) -> Engine:
     config = tocsin.settings.config
     heartbeats = HeartbeatBook(tocsin.database, clock)
@@ -161,7 +172,7 @@ async def running_engine(
             engine.run_probe,
             engine.maintenance,
         )
-    runner: web.AppRunner | None = None
+    server: ListenerServer | None = None
     tickers = [
         (engine.tick, TICK_SECONDS),
         (engine.escalate, TICK_SECONDS),
@@ -176,13 +187,13 @@ async def running_engine(
             await engine.slack.events.guard.load()
             app.router.add_post("/slack/events", engine.slack.events.handler())
             tickers.append((engine.slack.events.guard.save, GUARD_SAVE_SECONDS))
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, listener.host, listener.port, backlog=LISTEN_BACKLOG)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        engine.listener_url = f"http://{host}:{port}"
-        log.info("listening on %s", engine.listener_url)
+        server = ListenerServer(app, listener_limits(tocsin.settings.config))
+        engine.listener_url = await server.start(listener.host, listener.port)
+        log.info(
+            "listening on %s, at most %d connections at once",
+            engine.listener_url,
+            server.limits.max_connections,
+        )
     if engine.slack is not None:
         await engine.slack.start()
     engine.scheduler.start(tickers)
@@ -194,5 +205,5 @@ async def running_engine(
         await engine.journal.flush()
         if engine.slack is not None:
             await engine.slack.stop()
-        if runner is not None:
-            await runner.cleanup()
+        if server is not None:
+            await server.stop()

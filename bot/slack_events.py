@@ -31,6 +31,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.log_throttle import LogThrottle
 from bot.replay_guard import ReplayGuard
 from bot.slack_envelope import envelope_problem
 
@@ -82,6 +83,7 @@ class SlackEvents:
         self._work: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._last_arrival = 0.0
+        self._refusals = LogThrottle(log)  # unsigned requests: anyone can send them
 
     def handler(self) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         return self._handle
@@ -97,7 +99,7 @@ class SlackEvents:
         )
         if refusal:
             self.guard.refused += 1
-            log.warning("refused a Slack request: %s", refusal)
+            self._refusals.warning("refused a Slack request: %s", refusal)
             return web.json_response({"error": refusal}, status=401)
         self._last_arrival = asyncio.get_running_loop().time()  # signed traffic only
         raw = Raw(body, request.query_string, {**request.headers})

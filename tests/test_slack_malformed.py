@@ -177,3 +177,14 @@ async def test_an_unsigned_body_that_is_not_utf8_is_refused_as_unsigned(
     with caplog.at_level(logging.INFO):
         assert await post(engine, body, headers) == 401
     assert [r for r in caplog.records if r.exc_info] == []
+
+
+async def test_a_flood_of_unsigned_requests_is_one_log_line(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = form(CLICK)
+    headers = {**signed(body, FORM), "X-Slack-Signature": "v0=" + "0" * 64}
+    with caplog.at_level(logging.INFO):
+        statuses = {await post(engine, body, headers) for _ in range(30)}
+    assert statuses == {401}
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1

@@ -17,7 +17,12 @@ from bot.config.command_settings import ApprovalPolicy, CommandSettings
 from bot.config.crontab import cron_triggers
 from bot.config.fields import EnvName, SlackChannel, SlackTarget, Slug, Strict
 from bot.config.probe_settings import ProbeSettings
-from bot.config.runtime_settings import DetectionConfig, ListenerConfig, SchedulerConfig
+from bot.config.runtime_settings import (
+    DetectionConfig,
+    ListenerConfig,
+    SchedulerConfig,
+    WatchdogConfig,
+)
 from commands.catalogue import RiskTier
 from incidents.escalation_policy import Level, Policy, QuietAction, QuietHours
 from incidents.model import Severity
@@ -192,6 +197,7 @@ class TocsinConfig(Strict):
     detection: DetectionConfig = DetectionConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     listener: ListenerConfig = ListenerConfig()
+    watchdog: WatchdogConfig = WatchdogConfig()
 
     @field_validator("timezone")
     @classmethod

@@ -1,10 +1,11 @@
-"""The process-wide sections: detection knobs, scheduler limits, the HTTP listener."""
+"""The process-wide sections: detection knobs, scheduler limits, the HTTP listener, the
+event loop's watchdog."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bot.config.fields import Strict
 from probes.durations import Duration
@@ -38,3 +39,42 @@ class SchedulerConfig(Strict):
 class ListenerConfig(Strict):
     host: str = Field("127.0.0.1", description="address of the HTTP listener (heartbeats)")
     port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
+    header_timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="a request's line and headers must arrive within this; an idle "
+        "connection is closed after it too",
+    )
+    body_timeout: Duration = Field(
+        timedelta(seconds=30), description="a request's body must arrive within this"
+    )
+    max_connections: int = Field(
+        1024,
+        ge=1,
+        le=1_000_000,
+        description="connections open at once (more wait to be accepted); lowered to what "
+        "the open-file limit leaves beside probes and SQLite",
+    )
+
+    @field_validator("header_timeout", "body_timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        return _positive(value)
+
+
+class WatchdogConfig(Strict):
+    stall_after: Duration = Field(
+        timedelta(seconds=5),
+        description="the event loop not turning for this long is a stall: its stack is "
+        "logged, /healthz fails and systemd watchdog pings stop",
+    )
+
+    @field_validator("stall_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        return _positive(value)
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s, e.g. 10s")
+    return value
