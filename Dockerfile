@@ -26,10 +26,15 @@ RUN groupadd --system --gid 10001 tocsin \
 COPY --from=build /opt/tocsin /opt/tocsin
 ENV PATH=/opt/tocsin/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    TOCSIN_CONFIG=/etc/tocsin/tocsin.yml
+    TOCSIN_CONFIG=/etc/tocsin/tocsin.yml \
+    TOCSIN_HEALTH_URL=http://127.0.0.1:8080/healthz
 USER 10001:10001
 WORKDIR /var/lib/tocsin
 VOLUME ["/var/lib/tocsin"]
 EXPOSE 8080
+# Unhealthy when /healthz answers 503 (a stall of the event loop, see README) or not at
+# all within 5 s (a loop stuck right now). Set TOCSIN_HEALTH_URL for another listener port.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['TOCSIN_HEALTH_URL'], timeout=5)"]
 ENTRYPOINT ["tocsin"]
 CMD ["run"]

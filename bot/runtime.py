@@ -26,6 +26,8 @@ from bot.probe_plan import PlannedProbe, detection_settings, plan_probes, probe_
 from bot.scheduler import ProbeScheduler
 from bot.slack_app import SlackFace, build_slack
 from bot.slack_connection import SlackCredentials
+from bot.systemd_notify import SystemdNotifier
+from bot.watchdog import LoopWatchdog
 from incidents.clock import Clock
 from incidents.detection import Detection
 from incidents.escalation import Escalation
@@ -58,13 +60,16 @@ class Engine:
     clock: Clock
     slack: SlackFace | None = None
     listener_url: str = ""
+    watchdog: LoopWatchdog | None = None
 
     def health(self) -> dict[str, Any]:
         states = self.detection.states.values()
         slack = {"slack": self.slack.health()} if self.slack is not None else {}
+        loop = self.watchdog.health() if self.watchdog is not None else {"loop": "ok"}
         return {
             **slack,
-            "status": "ok",
+            "status": "ok" if loop["loop"] == "ok" else "stalled",
+            **loop,
             "probes": len(self.planned),
             "runs": self.scheduler.runs,
             "stale_runs": self.scheduler.stale_runs,
@@ -197,13 +202,26 @@ async def running_engine(
     if engine.slack is not None:
         await engine.slack.start()
     engine.scheduler.start(tickers)
+    systemd = SystemdNotifier.from_environ(environ)
+    stall_after = tocsin.settings.config.watchdog.stall_after.total_seconds()
+    engine.watchdog = watchdog = LoopWatchdog(stall_after, systemd)
+    watchdog.start()  # until the very end: a shutdown can get stuck too
+    if systemd is not None:
+        systemd.send("READY=1")
     try:
         yield engine
     finally:
-        await engine.scheduler.stop()
-        await engine.detection.tick()
-        await engine.journal.flush()
-        if engine.slack is not None:
-            await engine.slack.stop()
-        if server is not None:
-            await server.stop()
+        if systemd is not None:
+            systemd.send("STOPPING=1")
+        try:
+            await engine.scheduler.stop()
+            await engine.detection.tick()
+            await engine.journal.flush()
+            if engine.slack is not None:
+                await engine.slack.stop()
+            if server is not None:
+                await server.stop()
+        finally:
+            watchdog.stop()
+            if systemd is not None:
+                systemd.close()
