@@ -8,7 +8,7 @@ ranges. Credentials may come only from the environment
 
 The proxy is tocsin's own infrastructure, so a proxy that cannot be reached, refuses us or
 wants credentials is an `error` (tocsin cannot tell how the target is); a proxy that
-reached out and could not get through (502, 503, 504) speaks for the target: `fail`.
+reached out and could not get through (500, 502, 503, 504) speaks for the target: `fail`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from probes.net import ProbeProblem
 from probes.result import Status
 
 FROM_ENVIRONMENT = "environment"
-TARGET_FAULTS = frozenset({502, 503, 504})
+TARGET_FAULTS = frozenset({500, 502, 503, 504})  # tinyproxy says 500, squid 503
 
 
 @dataclass(frozen=True)
