@@ -17,10 +17,11 @@ aiohttp parses and routes requests; what it leaves unbounded, this module bounds
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import math
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -33,7 +34,8 @@ from bot.log_throttle import LogThrottle
 log = logging.getLogger(__name__)
 
 LISTEN_BACKLOG = 1024  # a burst of clicks (one connection each) must not wait in SYN queues
-ACCEPT_RETRY_SECONDS = 0.5
+SWEEP_SECONDS = 1.0
+ACCEPT_RETRY_SECONDS = 0.5  # after the process ran out of file descriptors
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -49,64 +51,96 @@ class ListenerServer:
 
     def __init__(self, app: web.Application, limits: ListenerLimits) -> None:
         self.limits = limits
-        self._room = asyncio.Semaphore(limits.max_connections)
         self._open: dict[asyncio.BaseTransport, Connection] = {}
+        self._accepted = 0  # connections accepted and not yet closed
+        self._starting: set[asyncio.Task[None]] = set()
         self._full = LogThrottle(log)
         self._accept_errors = LogThrottle(log)
         self.abandoned = LogThrottle(log)
         app.middlewares.append(self._in_time)
         self._runner = web.AppRunner(app, access_log=None, logger=ClientErrorLog())
         self._socket: socket.socket | None = None
-        self._accepting: asyncio.Task[None] | None = None
+        self._watching = False
+        self._sweeping: asyncio.TimerHandle | None = None
 
     async def start(self, host: str, port: int) -> str:
         await self._runner.setup()
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         self._socket = socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
         self._socket.setblocking(False)
-        self._accepting = asyncio.create_task(self._accept(self._socket))
+        self._watch()
+        self._sweep()
         bound_host, bound_port = self._socket.getsockname()[:2]
         return f"http://{bound_host}:{bound_port}"
 
     async def stop(self) -> None:
         """Stop accepting, then let aiohttp finish the requests in hand and close."""
-        if self._accepting is not None:
-            self._accepting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._accepting
+        self._unwatch()
+        if self._sweeping is not None:
+            self._sweeping.cancel()
         if self._socket is not None:
             self._socket.close()
+            self._socket = None
+        if self._starting:
+            await asyncio.gather(*self._starting, return_exceptions=True)
         await self._runner.cleanup()
 
     @property
     def open_connections(self) -> int:
         return len(self._open)
 
-    async def _accept(self, listening: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
+    def _sweep(self) -> None:
+        """Close the connections whose request headers are overdue; again in a moment."""
+        now = time.monotonic()
+        for connection in [c for c in self._open.values() if c.deadline < now]:
+            connection.time_up()
+        every = min(SWEEP_SECONDS, self.limits.header_timeout / 4)
+        self._sweeping = asyncio.get_running_loop().call_later(every, self._sweep)
+
+    def _watch(self) -> None:
+        if not self._watching and self._socket is not None:
+            asyncio.get_running_loop().add_reader(self._socket, self._accept_waiting)
+            self._watching = True
+
+    def _unwatch(self) -> None:
+        if self._watching and self._socket is not None:
+            asyncio.get_running_loop().remove_reader(self._socket)
+        self._watching = False
+
+    def _accept_waiting(self) -> None:
+        """Accept every connection waiting while there is room; at the cap stop looking."""
+        assert self._socket is not None
+        while self._accepted < self.limits.max_connections:
+            try:
+                client, _ = self._socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:  # out of file descriptors, or the like: pause, say so once
+                self._accept_errors.warning("listener cannot accept connections: %s", error)
+                self._unwatch()
+                asyncio.get_running_loop().call_later(ACCEPT_RETRY_SECONDS, self._watch)
+                return
+            self._accepted += 1
+            client.setblocking(False)
+            task = asyncio.get_running_loop().create_task(self._serve(client))
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
+        self._full.warning(
+            "listener: %d connections open, the most allowed (listener.max_connections);"
+            " new ones wait to be accepted",
+            self.limits.max_connections,
+        )
+        self._unwatch()
+
+    async def _serve(self, client: socket.socket) -> None:
         make_handler = self._runner.server
         assert make_handler is not None
-        while True:
-            if self._room.locked():
-                self._full.warning(
-                    "listener: %d connections open, the most allowed (listener.max_connections);"
-                    " new ones wait to be accepted",
-                    self.limits.max_connections,
-                )
-            await self._room.acquire()
-            try:
-                client, _ = await loop.sock_accept(listening)
-            except OSError as error:  # out of file descriptors, or the like: wait, say so once
-                self._room.release()
-                self._accept_errors.warning("listener cannot accept connections: %s", error)
-                await asyncio.sleep(ACCEPT_RETRY_SECONDS)
-                continue
-            connection = Connection(cast(asyncio.Protocol, make_handler()), self)
-            try:
-                await loop.connect_accepted_socket(connection.itself, client)
-            except OSError:
-                client.close()
-                connection.release()
+        connection = Connection(cast(asyncio.Protocol, make_handler()), self)
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(connection.itself, client)
+        except OSError:
+            client.close()
+            connection.release()
 
     def opened(self, connection: Connection, transport: asyncio.BaseTransport) -> None:
         self._open[transport] = connection
@@ -114,7 +148,8 @@ class ListenerServer:
     def closed(self, transport: asyncio.BaseTransport | None) -> None:
         if transport is not None:
             self._open.pop(transport, None)
-        self._room.release()
+        self._accepted -= 1
+        self._watch()  # there is room again
 
     @web.middleware
     async def _in_time(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -124,8 +159,11 @@ class ListenerServer:
             connection.request_arrived()
         try:
             try:
-                async with asyncio.timeout(self.limits.body_timeout):
+                if request.content.is_eof():  # the common case: the body came with the headers
                     await request.read()
+                else:
+                    async with asyncio.timeout(self.limits.body_timeout):
+                        await request.read()
             except TimeoutError:
                 self.abandoned.warning(
                     "listener: a request body did not arrive within %g s; answered 408",
@@ -142,13 +180,14 @@ class ListenerServer:
 
 
 class Connection(asyncio.Protocol):
-    """One accepted connection: aiohttp's handler inside, tocsin's header clock around it."""
+    """One accepted connection: aiohttp's handler inside, the deadline for its headers around
+    it (a sweep every second closes connections past theirs: no timer per request)."""
 
     def __init__(self, handler: asyncio.Protocol, server: ListenerServer) -> None:
         self._handler = handler
         self._server = server
         self._transport: asyncio.BaseTransport | None = None
-        self._clock: asyncio.TimerHandle | None = None
+        self.deadline = math.inf
         self._requests = 0
         self._bytes_waiting = False
         self._released = False
@@ -177,7 +216,6 @@ class Connection(asyncio.Protocol):
         self._handler.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_clock()
         self._handler.connection_lost(exc)
         self.release()
 
@@ -188,29 +226,22 @@ class Connection(asyncio.Protocol):
 
     def wait_for_request(self) -> None:
         """The next request's line and headers are due within the header timeout."""
-        self._stop_clock()
         self._bytes_waiting = False
-        self._clock = asyncio.get_running_loop().call_later(
-            self._server.limits.header_timeout, self._time_up
-        )
+        self.deadline = time.monotonic() + self._server.limits.header_timeout
 
     def request_arrived(self) -> None:
-        self._stop_clock()
+        self.deadline = math.inf
         self._requests += 1
 
-    def _time_up(self) -> None:
+    def time_up(self) -> None:
         if self._bytes_waiting or not self._requests:  # an idle keep-alive closes quietly
             self._server.abandoned.warning(
                 "listener: closed a connection whose request headers did not arrive within %g s",
                 self._server.limits.header_timeout,
             )
+        self.deadline = math.inf
         if self._transport is not None:
             self._transport.close()
-
-    def _stop_clock(self) -> None:
-        if self._clock is not None:
-            self._clock.cancel()
-            self._clock = None
 
 
 class ClientErrorLog(logging.Logger):
