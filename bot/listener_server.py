@@ -85,10 +85,6 @@ class ListenerServer:
             await asyncio.gather(*self._starting, return_exceptions=True)
         await self._runner.cleanup()
 
-    @property
-    def open_connections(self) -> int:
-        return len(self._open)
-
     def _sweep(self) -> None:
         """Close the connections whose request headers are overdue; again in a moment."""
         now = time.monotonic()
