@@ -5,11 +5,10 @@ Statuses:
 - `fail` (the target is unhealthy): another status ("HTTP 500 (expected 200)"), a body that
   does not match, a refused or reset connection, an invalid TLS certificate while `verify_tls`
   is on, a redirect loop, a broken response, a threshold not met, or no answer in time.
-- `error` (tocsin could not tell): the DNS lookup of the target's name failed or hung. A name
-  that does not resolve may be the target's DNS, but it is as often our resolver or network,
-  and our lookup cannot tell the two apart, so it must not page on its own; a `dns` or `tcp`
-  probe of the same name on another resolver tells them apart. An unreadable `ca_file` is ours
-  too.
+  A name that does not exist (NXDOMAIN, or no address record) fails too: its users cannot
+  reach it either.
+- `error` (tocsin could not tell): our resolver timed out, refused or failed (SERVFAIL), an
+  egress proxy of ours is down or refuses, or the `ca_file` cannot be read.
 
 The phases dns_ms, connect_ms, tls_ms, ttfb_ms (request sent to first response byte) and
 total_ms are always measured; over redirects they add up, as blackbox_exporter's do. The

@@ -7,8 +7,10 @@ fraction of the CPU of a general-purpose client. It also lets each phase (DNS, c
 be timed on its own.
 
 Who is at fault is decided here, once, for the three kinds:
-- our resolver failing (name unknown, resolver down) is `error`: the lookup ran on our side
-  and cannot tell whether the target is healthy;
+- a name that does not exist (NXDOMAIN, or no address record) is `fail`: the target's DNS
+  record is gone, and its users cannot reach it either;
+- our resolver failing (timed out, refused, SERVFAIL) is `error`: the lookup ran on our
+  side and cannot tell whether the target is healthy;
 - a refused, reset or unreachable connection is `fail`: the target or the path to it is down;
 - a local network that cannot even route there (ENETUNREACH, no local address) is `error`.
 """
@@ -129,11 +131,29 @@ async def resolve(host: str, port: int, timings: Timings) -> list[tuple[int, Add
     began = time.perf_counter()
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as error:
+    except socket.gaierror as error:
+        raise dns_problem(host, error) from None
+    except UnicodeError as error:
         raise ProbeProblem(Status.ERROR, f"DNS lookup of {host} failed: {why(error)}") from None
     finally:
         timings.dns += time.perf_counter() - began
     return [(info[0], info[4]) for info in infos]
+
+
+# The resolver's answer that the name has no address: NXDOMAIN, or NODATA (the name
+# exists, without an A/AAAA record). glibc reports a resolver that timed out, refused us
+# or answered SERVFAIL as EAI_AGAIN or EAI_FAIL instead.
+_NO_SUCH_NAME = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
+
+
+def dns_problem(host: str, error: socket.gaierror) -> ProbeProblem:
+    """An answer that the name does not exist is the target's failure (its DNS record is
+    gone: a customer cannot reach it either); a resolver that cannot answer is ours."""
+    if error.errno in _NO_SUCH_NAME:
+        return ProbeProblem(Status.FAIL, f"DNS: {host} does not exist ({why(error)})")
+    return ProbeProblem(Status.ERROR, f"DNS lookup of {host} failed: {why(error)}")
 
 
 async def connect(host: str, port: int, timings: Timings) -> socket.socket:

@@ -144,12 +144,6 @@ async def test_refused_connection_fails() -> None:
     assert result.value_of("connect_ms") is not None
 
 
-async def test_unresolvable_name_is_an_error_not_a_failure() -> None:
-    result = await check(url="http://no-such-host.invalid/")
-    assert result.status is Status.ERROR
-    assert result.reason.startswith("DNS lookup of no-such-host.invalid failed: ")
-
-
 async def test_host_name_is_resolved(nginx_server: NginxServer) -> None:
     result = await check(url=f"http://localhost:{nginx_server.port}/health")
     assert result.status is Status.OK
