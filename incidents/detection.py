@@ -141,7 +141,7 @@ class Detection:
                 f"flapping: {state.flap_percent(self.settings):.0f}% state changes in the last "
                 f"{len(state.recent)} results"
                 if flapping_now and not state.meets_open(rule)
-                else result.reason
+                else state.fail_reason
             )
             await self._fire(rule, state, now, why)
 
@@ -215,10 +215,10 @@ class Detection:
         for probe_id, state in zip(members, states, strict=True):
             state.incident, state.role, state.pushed = number, "member", state.severity
             self._set_health(state, Health.FIRING, format_incident_id(number))
-            await self._journal.join(number, probe_id, "member", now, state.last_reason)
+            await self._journal.join(number, probe_id, "member", now, state.fail_reason)
             if not opened.created:
                 await self._links.event(
-                    number, "joined", f"{probe_id} failing: {state.last_reason}"
+                    number, "joined", f"{probe_id} failing: {state.fail_reason}"
                 )
             if state.flapping:
                 percent = state.flap_percent(self.settings)
@@ -284,7 +284,7 @@ class Detection:
                     "recovered while held",
                 )
             return
-        await self._fire(rule, state, now, state.last_reason)
+        await self._fire(rule, state, now, state.fail_reason)
         self._journal.state(state)
 
     def _hold(self, state: ProbeState, health: Health, note: str) -> None:

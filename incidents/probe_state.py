@@ -50,6 +50,7 @@ class ProbeState:
     counted: int = 0  # results counted since the last recovery (k of n looks no further)
     last_status: Status | None = None
     last_reason: str = ""
+    fail_reason: str = ""  # the latest failure's: what an incident quotes while flapping
     last_at: datetime | None = None
     note: str = ""  # why it is pending or suppressed
     stale_runs: int = 0
@@ -72,6 +73,7 @@ class ProbeState:
         failed = result.status is Status.FAIL
         self.recent = (self.recent + ("f" if failed else "o"))[-max(history, rule.fail_window) :]
         if failed:
+            self.fail_reason = result.reason
             self.fail_streak, self.ok_streak = self.fail_streak + 1, 0
             if self.failing_since is None:
                 self.failing_since = result.started_at
@@ -133,6 +135,7 @@ class ProbeState:
             if data.get(key):
                 data[key] = datetime.fromisoformat(data[key])
         data["health"] = Health(data["health"])
+        data.setdefault("fail_reason", data.get("last_reason", ""))  # saved before it was kept
         for key in ("severity", "pushed"):
             data[key] = Severity(data[key]) if data.get(key) else None
         data["last_status"] = Status(data["last_status"]) if data.get("last_status") else None

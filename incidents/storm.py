@@ -25,7 +25,10 @@ class PendingGroup:
 def group_signal(
     group: str, rules: list[ProbeRule], states: list[ProbeState], now: datetime
 ) -> Signal:
-    """The incident a group opens: the most severe member's severity, the earliest failure."""
+    """The incident a group opens: the most severe member's severity, the earliest failure.
+
+    Titles and reasons quote each member's latest failure: a flapping probe's last result
+    may well be ok, which says nothing about what is wrong."""
     severity = min(
         (state.severity or rule.severity for rule, state in zip(rules, states, strict=True)),
         key=lambda value: value.rank,
@@ -33,13 +36,13 @@ def group_signal(
     first = rules[0]
     names = [rule.probe_id for rule in rules]
     if len(rules) == 1:
-        title = f"{first.probe_id} failing: {states[0].last_reason}"
+        title = f"{first.probe_id} failing: {states[0].fail_reason}"
     else:
         title = f"{first.service or group}: {len(rules)} probes failing ({', '.join(names)})"
     if any(state.flapping for state in states):
         title = f"{title} (flapping)"
     reasons = "; ".join(
-        f"{name}: {state.last_reason}" for name, state in zip(names, states, strict=True)
+        f"{name}: {state.fail_reason}" for name, state in zip(names, states, strict=True)
     )
     return Signal(
         dedup_key=f"probes:{group}",

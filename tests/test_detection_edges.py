@@ -1,5 +1,6 @@
 """Detection edge cases: a store that refuses once, people overriding severity, symptoms,
-flapping inside a maintenance window, k of n across a recovery."""
+flapping inside a maintenance window, k of n across a recovery, the reason a flapping
+incident quotes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from incidents.database import Database
 from incidents.model import Opened, Severity, Signal, Status
 from incidents.service import IncidentService
 from incidents.store import IncidentStore
+from probes.result import ProbeResult
+from probes.result import Status as ResultStatus
 from tests.conftest import ALICE
 from tests.detection_harness import FixedWindows, Harness, rule
 from tests.fakes import FakeClock
@@ -84,3 +87,24 @@ async def test_k_of_n_counts_no_failure_from_before_a_recovery(
     assert [i.status for i in await harness.incidents()] == [Status.RESOLVED]
     await harness.feed("a", "of")
     assert [i.status for i in await harness.incidents()] == [Status.RESOLVED, Status.OPEN]
+
+
+async def test_a_flapping_incident_quotes_its_latest_failure_not_the_last_result(
+    database: Database, clock: FakeClock
+) -> None:
+    harness = Harness(database, clock, [rule("flappy")])
+    failures = iter(["HTTP 502", "HTTP 503", "HTTP 504"])
+    for letter in "ofofofo":  # flapping starts with the last result, an ok one
+        failed = letter == "f"
+        await harness.detection.observe(
+            ProbeResult(
+                probe_id="flappy",
+                status=ResultStatus.FAIL if failed else ResultStatus.OK,
+                reason=next(failures) if failed else "HTTP 200 in 0.404 ms",
+                started_at=clock.now(),
+                duration=0.01,
+            )
+        )
+        await harness.wait(30)
+    [incident] = await harness.incidents()
+    assert incident.title == "flappy failing: HTTP 504 (flapping)"
