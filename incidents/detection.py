@@ -145,8 +145,11 @@ class Detection:
             )
             await self._fire(rule, state, now, why)
 
-    async def _fire(self, rule: ProbeRule, state: ProbeState, now: datetime, why: str) -> None:
-        """The threshold is met: suppress, attach as a symptom, hold, join or start a group."""
+    async def _fire(
+        self, rule: ProbeRule, state: ProbeState, now: datetime, why: str, *, at_once: bool = False
+    ) -> None:
+        """The threshold is met: suppress, attach as a symptom, hold, join or start a group
+        (or open it `at_once`, for a probe that already waited out a maintenance window)."""
         window = self._maintenance.window_for(rule.probe_id, now)
         if window is not None:
             note = f"maintenance until {window.ends_at.isoformat()}: {window.reason}"
@@ -184,7 +187,7 @@ class Detection:
         self._set_health(
             state, Health.PENDING, f"grouping for {format_duration(self.settings.group_wait)}"
         )
-        if self.settings.group_wait <= timedelta(0):
+        if at_once or self.settings.group_wait <= timedelta(0):
             await self._open_group(group)
 
     def _add_pending(self, probe_id: str, now: datetime) -> None:
@@ -198,10 +201,16 @@ class Detection:
         members = [
             p for p in pending.members if self.states[p].firing and self.states[p].incident is None
         ]
+        now = self._clock.now()
+        for probe_id in [p for p in members if self._maintenance.window_for(p, now) is not None]:
+            # A window began while the group waited: the held re-check (this very tick)
+            # suppresses the probe and tells the group's incident, if one opens now.
+            members.remove(probe_id)
+            self.states[probe_id].firing, self.states[probe_id].detected_at = False, None
+            self._held.add(probe_id)
         if not members:
             return
         states = [self.states[p] for p in members]
-        now = self._clock.now()
         signal = group_signal(group, [self.rules[p] for p in members], states, now)
         try:
             opened = await self._service.open_or_update(signal)
@@ -284,7 +293,9 @@ class Detection:
                     "recovered while held",
                 )
             return
-        await self._fire(rule, state, now, state.fail_reason)
+        # A window's end releases what it held back at once: the probe has waited long enough.
+        at_once = state.health is Health.SUPPRESSED
+        await self._fire(rule, state, now, state.fail_reason, at_once=at_once)
         self._journal.state(state)
 
     def _hold(self, state: ProbeState, health: Health, note: str) -> None:
