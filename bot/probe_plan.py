@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bot.config.model import TocsinConfig
 from bot.config.probe_settings import ProbeSettings
+from bot.held_secrets import secret_redaction
 from incidents.clock import Clock, SystemClock
 from incidents.detection_rules import DetectionSettings, ProbeRule, SeverityStep
 from probes.probe import HeartbeatLedger, Probe, ProbeContext, SshHost
@@ -56,7 +57,8 @@ def probe_context(
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> ProbeContext:
-    """What probes may use. Of the environment they see only the variables they name."""
+    """What probes may use. Of the environment they see only the variables they name;
+    what they say is redacted of every secret tocsin holds (Slack's included)."""
     env = os.environ if environ is None else environ
     named = {name: env[name] for name in referenced_variables(config) if name in env}
     hosts = {
@@ -76,6 +78,7 @@ def probe_context(
         hosts=hosts,
         heartbeats=heartbeats,
         now=(clock or SystemClock()).now,
+        redaction=secret_redaction(config, env),
     )
 
 

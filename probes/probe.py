@@ -3,7 +3,8 @@
 A probe class never raises to its caller: `run_probe` turns a timeout into a
 `fail` (the target did not answer in time) and an unexpected exception into an
 `error` (tocsin could not tell), so one broken probe cannot stop the others.
-It also passes every reason and piece of evidence through `redaction.clean`.
+It also passes every reason and piece of evidence through the context's
+`Redaction`, and logs a probe's crash with its secrets redacted too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from probes.redaction import MAX_EVIDENCE, MAX_REASON, clean
+from probes.redaction import MAX_EVIDENCE, MAX_REASON, Redaction
 from probes.result import Observation, ProbeResult, Status
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,8 @@ class ProbeContext:
     hosts: Mapping[str, SshHost] = field(default_factory=dict)
     heartbeats: HeartbeatLedger | None = None
     now: Callable[[], datetime] = field(default=lambda: datetime.now().astimezone())
+    # Masks every secret the process holds (not only those in `environ`) in what probes say.
+    redaction: Redaction = field(default_factory=Redaction)
 
 
 class Probe(ABC):
@@ -100,6 +104,7 @@ class Probe(ABC):
 async def run_probe(probe: Probe, budget: float) -> ProbeResult:
     """Run `probe` once, within `budget` seconds, and time it; never raises."""
     started_at = probe.context.now()
+    redaction = probe.context.redaction
     began = time.perf_counter()
     try:
         async with asyncio.timeout(budget):
@@ -107,17 +112,18 @@ async def run_probe(probe: Probe, budget: float) -> ProbeResult:
     except TimeoutError:
         observation = Observation(Status.FAIL, f"no answer within {budget:g}s")
     except Exception as error:  # a probe bug must not stop the schedule
-        log.exception("probe %s raised", probe.probe_id)
+        # The error may quote what a target said: its secrets stay out of the log too.
+        log.error("probe %s raised\n%s", probe.probe_id, redaction.redact(traceback.format_exc()))
         observation = Observation(Status.ERROR, f"probe raised {type(error).__name__}: {error}")
     return ProbeResult(
         probe_id=probe.probe_id,
         status=observation.status,
-        reason=clean(observation.reason, MAX_REASON, one_line=True),
+        reason=redaction.clean(observation.reason, MAX_REASON, one_line=True),
         started_at=started_at,
         duration=time.perf_counter() - began,
         measurements=observation.measurements,
         evidence=tuple(
-            (label, clean(text, MAX_EVIDENCE))  # labels are tocsin's own words
+            (label, redaction.clean(text, MAX_EVIDENCE))  # labels are tocsin's own words
             for label, text in observation.evidence
         ),
     )

@@ -3,15 +3,23 @@
 Reasons and evidence quote what targets said (HTTP bodies, command output,
 database errors); they are stored and shown on Slack cards, so secrets that a
 target echoes (a password in a DSN, a bearer token, a private key) are masked
-here, once, for every kind.
+here, once, for every kind. Patterns catch what looks like a secret; a
+`Redaction` also masks the values tocsin itself holds (bot collects them), since
+a target may echo a key as bare text (`invalid key 9f2c41d7`).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
 
 MAX_REASON = 500
 MAX_EVIDENCE = 2000
+# Shorter values are not redacted by value: too likely to be ordinary words ("admin").
+MIN_SECRET_LENGTH = 6
+REDACTED = "[redacted]"
 
 _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
@@ -57,7 +65,43 @@ def redact(text: str) -> str:
 
 def clean(text: str, limit: int, *, one_line: bool = False) -> str:
     """Redacted, control characters escaped, at most `limit` characters."""
-    text = redact(text).translate(_CONTROL)
+    return _shown(redact(text), limit, one_line)
+
+
+def _shown(text: str, limit: int, one_line: bool) -> str:
+    text = text.translate(_CONTROL)
     if one_line:
         text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Redaction:
+    """Redaction by pattern plus by value of the secrets given, compiled once.
+
+    A value is also found as a URL or JSON would quote it; the longest value wins
+    where one secret contains another. One search covers all of them.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        forms = {
+            form
+            for secret in secrets
+            if len(secret.strip()) >= MIN_SECRET_LENGTH
+            for form in (secret, quote(secret, safe=""), quote_plus(secret), _json(secret))
+        }
+        ordered = sorted(forms, key=lambda form: (-len(form), form))
+        self._values = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def redact(self, text: str) -> str:
+        # Values first: a pattern could mask part of one and leave the rest showing.
+        if self._values is not None:
+            text = self._values.sub(REDACTED, text)
+        return redact(text)
+
+    def clean(self, text: str, limit: int, *, one_line: bool = False) -> str:
+        """Redacted, control characters escaped, at most `limit` characters."""
+        return _shown(self.redact(text), limit, one_line)
+
+
+def _json(secret: str) -> str:
+    return json.dumps(secret, ensure_ascii=False)[1:-1]

@@ -11,6 +11,7 @@ import yaml
 
 from probes.errors import ProbeConfigError
 from probes.probe import ProbeContext, run_probe
+from probes.redaction import Redaction
 from probes.registry import build_probe, kind_settings
 from probes.result import ProbeResult, Status
 from tests.servers.nginx import WRONG_BODY_TEXT, NginxServer
@@ -338,6 +339,20 @@ async def test_a_header_value_comes_from_the_environment(nginx_server: NginxServ
     assert (sent.status, sent.reason.split(" in ")[0]) == (Status.OK, "HTTP 200")
     unset = await run_probe(build_probe("web", "http", settings, ProbeContext()), 5)
     assert (unset.status, unset.reason) == (Status.ERROR, "PROBE_TOKEN is not set")
+
+
+async def test_a_secret_header_the_target_echoes_is_redacted(nginx_server: NginxServer) -> None:
+    """`/invalid-key` answers `invalid key $http_x_api_key`: the key is shown as `[redacted]`."""
+    key = "k3y-9f2c41d7e0b6"
+    settings: dict[str, Any] = {
+        "url": nginx_server.url("/invalid-key"),
+        "headers": {"X-Api-Key_env": "API_KEY"},
+    }
+    context = ProbeContext(environ={"API_KEY": key}, redaction=Redaction([key]))
+    result = await run_probe(build_probe("web", "http", settings, context), 5)
+    assert result.status is Status.FAIL and result.reason.startswith("HTTP 401")
+    assert "invalid key [redacted]" in evidence(result)["body"]
+    assert key not in repr(result)
 
 
 @pytest.mark.parametrize(("path", "secret_sent"), [("/here-again", True), ("/elsewhere", False)])

@@ -4,9 +4,10 @@ Routes (see ``ROUTES``): ``/`` static index.html (200), ``/health`` 200 "ok", ``
 500, ``/missing`` 404, ``/wrong-body`` 200 with other text, ``/no-content`` 204,
 ``/big.bin`` 2 MiB, ``/redirect`` 301 to ``/health`` (relative Location),
 ``/redirect-absolute`` 302 (absolute), ``/redirect-chain`` two hops, ``/loop-a`` and
-``/loop-b`` a redirect loop, ``/slow`` (first byte after ``?ms=``, default 400 ms) and
-``/up/...``, both proxied to a small upstream (``tests.servers.upstream``) because stock
-nginx has no way to delay an answer. Tests that need more routes pass extra ``location``
+``/loop-b`` a redirect loop, ``/invalid-key`` 401 quoting the ``X-Api-Key`` it got,
+``/slow`` (first byte after ``?ms=``, default 400 ms) and ``/up/...``, both proxied to a
+small upstream (``tests.servers.upstream``) because stock nginx has no way to delay an
+answer. Tests that need more routes pass extra ``location``
 blocks, or whole ``server`` blocks (the TLS fixtures do).
 """
 
@@ -84,6 +85,10 @@ ROUTES = Template("""\
         location = /here-again {
             absolute_redirect off;
             return 302 /up/echo;
+        }
+        location = /invalid-key {
+            default_type text/plain;
+            return 401 "invalid key $$http_x_api_key";
         }
 """)
 
