@@ -16,8 +16,10 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.config.crontab import cron_triggers
 from bot.config.model import MaintenanceWindow
-from incidents.maintenance import ActiveWindow
+from incidents.maintenance import ActiveWindow, covered_stretch, ending_last
 from incidents.maintenance_book import MaintenanceBook
+
+AFTER = timedelta(microseconds=1)  # cron fires on whole seconds: this makes "at or after" "after"
 
 
 @dataclass(frozen=True)
@@ -33,15 +35,22 @@ class Window:
         return any(fnmatch.fnmatchcase(probe_id, pattern) for pattern in self.patterns)
 
     def active_at(self, at: datetime) -> datetime | None:
-        """When this window ends, if `at` is inside it."""
+        """When this window ends, if `at` is inside it; a cron run starting before the
+        previous one is over makes one stretch with it."""
+        found = covered_stretch(self.running_at, at)
+        return None if found is None else found.ends_at
+
+    def running_at(self, at: datetime) -> ActiveWindow | None:
+        """A run covering `at`, not followed further: per cron line the first to start
+        strictly after `at - duration`, so the instant one run ends goes to a later run."""
         if self.start is not None and self.end is not None:
-            return self.end if self.start <= at < self.end else None
+            return ActiveWindow(self.reason, self.end) if self.start <= at < self.end else None
         ends = []
         for trigger in self.triggers:
-            began = trigger.get_next_fire_time(None, at - self.duration)
-            if began is not None and began <= at < began + self.duration:
+            began = trigger.get_next_fire_time(None, at - self.duration + AFTER)
+            if began is not None and began <= at:
                 ends.append(began + self.duration)
-        return max(ends, default=None)
+        return ActiveWindow(self.reason, max(ends)) if ends else None
 
 
 class ConfiguredCalendar:
@@ -49,12 +58,14 @@ class ConfiguredCalendar:
         self._windows = [_window(window, zone) for window in windows]
 
     def window_for(self, probe_id: str, at: datetime) -> ActiveWindow | None:
-        for window in self._windows:
-            if window.covers(probe_id):
-                ends = window.active_at(at)
-                if ends is not None:
-                    return ActiveWindow(window.reason, ends)
-        return None
+        """To the end of the stretch that windows overlapping or touching this one cover."""
+        return covered_stretch(lambda moment: self.running_at(probe_id, moment), at)
+
+    def running_at(self, probe_id: str, at: datetime) -> ActiveWindow | None:
+        """The window covering `probe_id` at `at` that ends last, not followed further."""
+        return ending_last(
+            *(window.running_at(at) for window in self._windows if window.covers(probe_id))
+        )
 
     def active_at(self, at: datetime) -> list[tuple[Window, datetime]]:
         """Every configured window running at `at`, with its end, for people to list."""
@@ -74,16 +85,16 @@ class CombinedCalendar:
         self._book = book
 
     def window_for(self, probe_id: str, at: datetime) -> ActiveWindow | None:
-        """The covering window that ends last, so the hold lasts as long as any window."""
-        windows = [
-            window
-            for window in (
-                self._configured.window_for(probe_id, at),
-                self._book.window_for(probe_id, at),
+        """Followed across both sources, so an ad-hoc window that a configured one takes
+        over (or the other way round) is reported until the hold really ends."""
+
+        def running_at(moment: datetime) -> ActiveWindow | None:
+            return ending_last(
+                self._configured.running_at(probe_id, moment),
+                self._book.running_at(probe_id, moment),
             )
-            if window is not None
-        ]
-        return max(windows, key=lambda window: window.ends_at, default=None)
+
+        return covered_stretch(running_at, at)
 
 
 def _window(window: MaintenanceWindow, zone: ZoneInfo) -> Window:

@@ -21,7 +21,7 @@ import sqlite_utils
 from incidents.clock import Clock
 from incidents.database import Database, decode_time, encode_time, write_transaction
 from incidents.errors import IncidentError
-from incidents.maintenance import ActiveWindow
+from incidents.maintenance import ActiveWindow, covered_stretch
 from incidents.model import Actor
 from probes.durations import format_duration
 
@@ -150,7 +150,11 @@ class MaintenanceBook:
         return windows
 
     def window_for(self, probe_id: str, at: datetime) -> ActiveWindow | None:
-        """The covering window that ends last, from memory: detection calls this on every result."""
+        """From memory (detection asks on every decision), to the end of overlapping windows."""
+        return covered_stretch(lambda moment: self.running_at(probe_id, moment), at)
+
+    def running_at(self, probe_id: str, at: datetime) -> ActiveWindow | None:
+        """The window covering `probe_id` at `at` that ends last, not followed any further."""
         covering = [w for w in self._active.values() if w.is_active(at) and w.covers(probe_id)]
         if not covering:
             return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -214,6 +214,75 @@ async def test_detection_holds_back_while_an_adhoc_window_covers_the_probe(
     [incident] = await service.list_incidents(limit=10)
     assert incident.status is Status.OPEN
     assert clock.now() < window.ends_at
+
+
+# An ad-hoc window from now (10:00 Berlin) for an hour, and a configured one taking over
+# before it ends: the probe stays held back until 13:00, so 13:00 is the end to report.
+TAKEOVER = ConfiguredCalendar(
+    [
+        MaintenanceWindow.model_validate(
+            {
+                "probes": ["shop-home"],
+                "start": "2026-11-23T10:45:00",
+                "end": "2026-11-23T13:00:00",
+                "reason": "datacentre move",
+            }
+        )
+    ],
+    BERLIN,
+)
+TAKEOVER_END = datetime(2026, 11, 23, 13, 0, tzinfo=BERLIN)
+
+
+async def test_combined_calendar_reports_the_end_of_the_whole_covered_stretch(
+    book: MaintenanceBook, clock: FakeClock
+) -> None:
+    combined = CombinedCalendar(TAKEOVER, book)
+    await book.add(["shop-*"], timedelta(hours=1), "deploying 4.2", ALICE)
+    found = combined.window_for("shop-home", clock.now())
+    assert found is not None
+    assert found.ends_at == TAKEOVER_END
+    assert "deploying 4.2" in found.reason and "datacentre move" in found.reason
+    shop_db = combined.window_for("shop-db", clock.now())  # the move does not cover it
+    assert shop_db is not None and shop_db.ends_at == clock.now() + timedelta(hours=1)
+
+
+async def test_the_suppressed_notice_names_the_end_suppression_really_has(
+    book: MaintenanceBook, database: Database, clock: FakeClock
+) -> None:
+    service = IncidentService(IncidentStore(database), clock)
+    rules = [rule(p, group="service=shop") for p in ("shop-db", "shop-home")]
+    detection = Detection(
+        rules, service, ProbeJournal(database), clock, maintenance=CombinedCalendar(TAKEOVER, book)
+    )
+
+    async def fail(probe_id: str, times: int) -> None:
+        for _ in range(times):
+            await detection.observe(
+                ProbeResult(
+                    probe_id=probe_id,
+                    status=ResultStatus.FAIL,
+                    reason="HTTP 502",
+                    started_at=clock.now(),
+                    duration=0.01,
+                )
+            )
+            clock.advance(seconds=30)
+            await detection.tick()
+
+    await book.add(["shop-home"], timedelta(hours=1), "deploying 4.2", ALICE)
+    await fail("shop-db", 3)
+    await fail("shop-home", 3)
+    [incident] = await service.list_incidents(limit=10)
+    [notice] = [e for e in await service.timeline(incident.id) if e.kind == "suppressed"]
+    assert f"maintenance until {TAKEOVER_END.isoformat()}" in notice.text
+    assert TAKEOVER_END.isoformat() in detection.states["shop-home"].note
+    clock.advance(hours=1)  # the ad-hoc window is over, the move holds it back
+    await fail("shop-home", 1)
+    assert detection.states["shop-home"].health == "suppressed"
+    clock.advance(seconds=(TAKEOVER_END - clock.now()).total_seconds())
+    await detection.tick()
+    assert detection.states["shop-home"].health == "firing"
 
 
 # -- /maint --------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -69,3 +70,76 @@ def test_day_of_month_or_day_of_week_as_crontab_reads_them() -> None:
     assert either.window_for("x", datetime(2026, 11, 8, 2, 30, tzinfo=BERLIN)) is not None
     assert either.window_for("x", datetime(2026, 12, 1, 2, 30, tzinfo=BERLIN)) is not None
     assert either.window_for("x", datetime(2026, 12, 2, 2, 30, tzinfo=BERLIN)) is None
+
+
+def windows(*configured: Mapping[str, object]) -> ConfiguredCalendar:
+    return ConfiguredCalendar([MaintenanceWindow.model_validate(w) for w in configured], BERLIN)
+
+
+def berlin(hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 12, 1, hour, minute, tzinfo=BERLIN)
+
+
+BACKUP: dict[str, object] = {
+    "probes": ["shop-*"],
+    "cron": "0 2 * * *",
+    "duration": "1h",
+    "reason": "backup",
+}
+UPGRADE: dict[str, object] = {
+    "probes": ["shop-db"],
+    "start": "2026-12-01T02:30:00",
+    "end": "2026-12-01T04:00:00",
+}
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_overlapping_windows_report_the_later_end(order: int) -> None:
+    both = windows(*[BACKUP, {**UPGRADE, "reason": "db upgrade"}][::order])
+    window = both.window_for("shop-db", berlin(2, 45))
+    assert window is not None
+    assert window.ends_at == berlin(4)
+    assert window.reason == "db upgrade"  # the window that holds it back longest
+    only_backup = both.window_for("shop-home", berlin(2, 45))
+    assert only_backup is not None and only_backup.ends_at == berlin(3)
+
+
+def test_a_window_that_starts_before_the_current_one_ends_extends_it() -> None:
+    """At 02:10 only the backup runs, but the upgrade takes over before it ends:
+    the probe stays held back until 04:00, so that is the end to report."""
+    both = windows(BACKUP, {**UPGRADE, "reason": "db upgrade"})
+    window = both.window_for("shop-db", berlin(2, 10))
+    assert window is not None
+    assert window.ends_at == berlin(4)
+    assert window.reason == "backup; db upgrade"
+
+
+def test_adjacent_windows_are_one_stretch() -> None:
+    adjacent = {**UPGRADE, "start": "2026-12-01T03:00:00", "reason": "db upgrade"}
+    both = windows(BACKUP, adjacent)
+    window = both.window_for("shop-db", berlin(2, 10))
+    assert window is not None
+    assert window.ends_at == berlin(4)
+    assert both.window_for("shop-db", berlin(4)) is None
+
+
+def test_a_cron_window_running_into_its_next_run_lasts_until_the_last_run_ends() -> None:
+    """02:00-03:30 and 03:00-04:30: one stretch, held back (and reported) until 04:30."""
+    twice = windows({**BACKUP, "cron": "0 2,3 * * *", "duration": "90m"})
+    for at in (berlin(2, 15), berlin(3, 15), berlin(3, 30)):
+        window = twice.window_for("shop-home", at)
+        assert window is not None, at
+        assert window.ends_at == berlin(4, 30)
+        assert window.reason == "backup"
+    [(_, ends)] = twice.active_at(berlin(2, 15))  # `/maint list` shows the same end
+    assert ends == berlin(4, 30)
+    assert twice.window_for("shop-home", berlin(4, 30)) is None
+
+
+def test_a_window_that_never_ends_still_answers_with_a_later_end() -> None:
+    """Every hour for an hour: always on. The answer comes at once, with an end well ahead
+    (asked again later, the end moves on)."""
+    always = windows({**BACKUP, "cron": "0 * * * *", "duration": "1h"})
+    window = always.window_for("shop-home", berlin(2, 10))
+    assert window is not None
+    assert berlin(4) <= window.ends_at < berlin(2, 10) + timedelta(days=7)
