@@ -1,7 +1,8 @@
 """The `tocsin` command line: check, schema, run, and incident commands.
 
 Exit codes: 0 done, 1 refused (unknown incident, illegal transition, store
-problem), 2 invalid configuration or usage.
+problem), 2 invalid configuration or usage, or a database directory other users
+may write to.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from bot.slack_connection import missing_slack_settings, slack_credentials
 from bot.terminal import render_check, render_incident_table
 from commands.errors import CommandError
 from incidents.clock import SystemClock
-from incidents.errors import IncidentError
+from incidents.errors import IncidentError, UnsafeDirectoryError
 from incidents.model import ACTIVE_STATUSES
 from probes.durations import parse_duration
 from probes.errors import ProbeConfigError
@@ -93,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors.print(f"[red]{config_path(args)}: invalid configuration[/red]", highlight=False)
         for line in error.lines():
             errors.print(f"  {line}", markup=False, highlight=False)
+        return EXIT_INVALID
+    except UnsafeDirectoryError as error:  # a set-up to fix before anything runs
+        errors.print(f"error: {error}", markup=False, highlight=False)
         return EXIT_INVALID
     except (IncidentError, CommandError, ProbeConfigError) as error:
         errors.print(f"error: {error}", markup=False, highlight=False)

@@ -4,7 +4,7 @@ sqlite3 connections are bound to the thread that made them, and the event loop
 must never block on SQL. So a single-worker executor opens the connection and
 runs every unit of work; callers `await database.run(fn)` and `fn` receives the
 sqlite-utils `Database`. The file is in WAL mode, so `sqlite3` and Datasette
-can read it while tocsin writes.
+can read it while tocsin writes. Its files are private (see `private_files`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import TypeVar
 import sqlite_utils
 
 from incidents.errors import StoreError, StoreLockedError
+from incidents.private_files import create_private, refuse_shared_directory
 from incidents.schema import MIGRATIONS, check_schema_version
 
 T = TypeVar("T")
@@ -93,6 +94,8 @@ class Database:
                 f"{self.path}: directory {self.path.parent} does not exist; create it "
                 "or change storage.path"
             )
+        refuse_shared_directory(self.path)
+        create_private(self.path)
         connection = sqlite3.connect(
             str(self.path), timeout=self.busy_timeout, isolation_level=None
         )

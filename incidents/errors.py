@@ -27,3 +27,7 @@ class SchemaTooNewError(StoreError):
 
 class StoreLockedError(StoreError):
     """Another writer kept the database locked longer than we are willing to wait."""
+
+
+class UnsafeDirectoryError(StoreError):
+    """Other users may write to the database's directory; nothing was created or opened."""

@@ -213,6 +213,21 @@ def test_schema_accepts_every_example_and_knows_kind_keys(
     assert any("ulr" in e.message for e in validator.iter_errors(data))
 
 
+def test_run_refuses_a_store_directory_others_may_write_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o775)
+    config = tmp_path / "tocsin.yml"
+    config.write_text(f'slack: {{channel: "#ops"}}\nstorage: {{path: {shared / "t.db"}}}\n')
+    code, _, err = run(capsys, "run", "--for", "0s", "-c", str(config))
+    assert code == 2
+    assert f"error: {shared / 't.db'}: the directory {shared} is writable by other users" in err
+    assert f"`chmod g-w,o-w {shared}`" in err
+    assert list(shared.iterdir()) == []
+
+
 def test_probes_see_only_the_variables_they_name(monkeypatch: pytest.MonkeyPatch) -> None:
     """SLACK_BOT_TOKEN and friends never reach the probe layer."""
     monkeypatch.setenv("SHOP_DB_PASSWORD", "hunter2")

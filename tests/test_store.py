@@ -1,10 +1,13 @@
-"""The SQLite file itself: WAL, one owning thread, migrations, refusals that touch nothing."""
+"""The SQLite file itself: WAL, one owning thread, migrations, refusals that touch nothing,
+files only tocsin's user can read, in a directory only it can write to."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import sqlite3
+import stat
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,7 +15,12 @@ from pathlib import Path
 import pytest
 
 from incidents.database import Database
-from incidents.errors import SchemaTooNewError, StoreError, StoreLockedError
+from incidents.errors import (
+    SchemaTooNewError,
+    StoreError,
+    StoreLockedError,
+    UnsafeDirectoryError,
+)
 from incidents.model import Milestone, Severity
 from incidents.schema import SCHEMA_VERSIONS
 from incidents.service import IncidentService
@@ -173,3 +181,46 @@ async def test_a_refused_write_is_reported_as_such(
     await service.declare("Audit me", Severity.P2, ALICE)
     with pytest.raises(StoreError, match=r"the database refused the change: .*append-only"):
         await database.run(lambda db: db.execute("DELETE FROM timeline"))
+
+
+def modes(folder: Path) -> dict[str, int]:
+    return {path.name: stat.S_IMODE(path.stat().st_mode) for path in folder.glob("tocsin.db*")}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000], ids=["umask-022", "umask-000"])
+async def test_database_files_are_private_whatever_the_umask(
+    tmp_path: Path, clock: FakeClock, umask: int
+) -> None:
+    """Probe evidence may quote secrets: the file, its WAL and shared memory are 0600."""
+    previous = os.umask(umask)
+    try:
+        database = await Database.open(tmp_path / "tocsin.db")
+        await IncidentService(IncidentStore(database), clock).declare("x", Severity.P3, ALICE)
+        while_open = modes(tmp_path)
+        await database.close()
+    finally:
+        os.umask(previous)
+    assert while_open == {"tocsin.db": 0o600, "tocsin.db-wal": 0o600, "tocsin.db-shm": 0o600}
+
+
+@pytest.mark.parametrize(
+    ("mode", "fix"),
+    [
+        (0o770, "chmod g-w,o-w"),
+        (0o757, "chmod g-w,o-w"),
+        (0o1777, "Point storage.path at a directory only tocsin's user can write to"),
+    ],
+    ids=["group", "others", "sticky"],
+)
+async def test_a_directory_others_may_write_to_is_refused_and_left_alone(
+    tmp_path: Path, mode: int, fix: str
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    with pytest.raises(UnsafeDirectoryError) as refused:
+        await Database.open(shared / "tocsin.db")
+    message = str(refused.value)
+    assert f"{shared} is writable by other users (mode {mode:o})" in message
+    assert fix in message
+    assert list(shared.iterdir()) == []
