@@ -3,12 +3,13 @@
 Each subcommand is a function whose docstring is its help: the first line is
 the usage, the second what it does; `/incident help` is built from them.
 Answers are ephemeral: the incident's own thread is where the team sees changes.
+Only the leading words (sub-command, id, severity) are parsed; a title, note or
+reason is kept as typed.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.card_listeners import open_declare_modal
+from bot.command_text import leading_words, trailing_word
 from bot.slack_context import SlackContext, respond_reply
 from bot.slack_views import (
     PreviewStep,
@@ -34,11 +36,21 @@ SEVERITY = re.compile(r"^P[0-3]$", re.IGNORECASE)
 
 @dataclass
 class Invocation:
-    args: list[str]
+    text: str  # what followed the sub-command, as typed
     body: dict[str, Any]
     context: SlackContext
     client: AsyncWebClient
     answer: Callable[[str | None, list[Block] | None], Awaitable[None]]
+
+    def words(self, count: int) -> tuple[list[str], str]:
+        """The first `count` words and the free text after them."""
+        return leading_words(self.text, count)
+
+    def incident_id(self) -> str:
+        words, _ = self.words(1)
+        if not words:
+            raise IncidentError("name the incident, e.g. INC-7")
+        return words[0]
 
 
 Subcommand = Callable[[Invocation], Awaitable[None]]
@@ -47,16 +59,14 @@ Subcommand = Callable[[Invocation], Awaitable[None]]
 async def declare(call: Invocation) -> None:
     """declare [title] [P0-P3]
     Declare an incident (opens a form when no title is given)."""
-    args = list(call.args)
-    severity = Severity.P2
-    if args and SEVERITY.match(args[-1]):
-        severity = Severity(args.pop().upper())
-    if not args:
+    title, given = trailing_word(call.text, SEVERITY)
+    severity = Severity(given.upper()) if given else Severity.P2
+    if not title.strip():
         await call.context.actor(call.body)
         await open_declare_modal(call.client, call.body["trigger_id"], call.context)
         return
     actor = await call.context.actor(call.body)
-    incident = await call.context.incidents.declare(" ".join(args), severity, actor)
+    incident = await call.context.incidents.declare(title, severity, actor)
     await call.answer(f"Declared {incident.id} ({severity.value}); its card is on its way.", None)
 
 
@@ -71,7 +81,7 @@ async def list_active(call: Invocation) -> None:
 async def show(call: Invocation) -> None:
     """show INC-n
     One incident with its latest timeline."""
-    incident = await call.context.incidents.get(_incident_arg(call))
+    incident = await call.context.incidents.get(call.incident_id())
     timeline = await call.context.incidents.timeline(incident.id)
     now = call.context.clock.now()
     blocks = incident_detail_blocks(incident, timeline, call.context.config.zone, now)
@@ -82,7 +92,7 @@ async def acknowledge(call: Invocation) -> None:
     """ack INC-n
     Acknowledge: you are on it, escalation stops."""
     actor = await call.context.actor(call.body)
-    incident = await call.context.incidents.acknowledge(_incident_arg(call), actor)
+    incident = await call.context.incidents.acknowledge(call.incident_id(), actor)
     await call.answer(f"{incident.id} acknowledged.", None)
 
 
@@ -90,22 +100,22 @@ async def resolve(call: Invocation) -> None:
     """resolve INC-n [reason]
     Resolve the incident."""
     actor = await call.context.actor(call.body)
-    reason = " ".join(call.args[1:]) or "resolved from Slack"
-    incident = await call.context.incidents.resolve(_incident_arg(call), actor, reason)
+    _, reason = call.words(1)
+    incident = await call.context.incidents.resolve(
+        call.incident_id(), actor, reason or "resolved from Slack"
+    )
     await call.answer(f"{incident.id} resolved.", None)
 
 
 async def change_severity(call: Invocation) -> None:
     """sev INC-n P0-P3 [reason]
     Change the severity; escalation re-plans from the new policy."""
-    if len(call.args) < 2 or not SEVERITY.match(call.args[1]):
+    words, reason = call.words(2)
+    if len(words) < 2 or not SEVERITY.match(words[1]):
         raise IncidentError("write `/incident sev INC-7 P1 [reason]`")
     actor = await call.context.actor(call.body)
-    severity = Severity(call.args[1].upper())
-    reason = " ".join(call.args[2:])
-    incident = await call.context.incidents.change_severity(
-        _incident_arg(call), severity, actor, reason
-    )
+    severity = Severity(words[1].upper())
+    incident = await call.context.incidents.change_severity(words[0], severity, actor, reason)
     await call.answer(f"{incident.id} is now {severity.value}.", None)
 
 
@@ -113,18 +123,18 @@ async def note(call: Invocation) -> None:
     """note INC-n text
     Add a note to the timeline."""
     actor = await call.context.actor(call.body)
-    incident = await call.context.incidents.add_note(
-        _incident_arg(call), actor, " ".join(call.args[1:])
-    )
+    _, text = call.words(1)
+    incident = await call.context.incidents.add_note(call.incident_id(), actor, text)
     await call.answer(f"Note added to {incident.id}.", None)
 
 
 async def escalation_preview(call: Invocation) -> None:
     """escalation preview P0-P3
     Who would be notified, and when, for an incident of that severity."""
-    if len(call.args) < 2 or call.args[0] != "preview" or not SEVERITY.match(call.args[1]):
+    words, _ = call.words(2)
+    if len(words) < 2 or words[0] != "preview" or not SEVERITY.match(words[1]):
         raise IncidentError("write `/incident escalation preview P1`")
-    severity = Severity(call.args[1].upper())
+    severity = Severity(words[1].upper())
     start = call.context.clock.now()
     policy, steps = call.context.escalation.preview(severity, start)
     preview = []
@@ -178,24 +188,11 @@ def register_incident_command(app: AsyncApp, context: SlackContext) -> None:
             await respond(text=text or "", blocks=blocks, response_type="ephemeral")
 
         async def work() -> None:
-            words = _split(str(body.get("text") or ""))
+            words, rest = leading_words(str(body.get("text") or ""), 1)
             name = words[0].lower() if words else "help"
             handler = SUBCOMMANDS.get(name)
             if handler is None:
                 raise IncidentError(f"unknown subcommand '{name}'; `/incident help` lists them")
-            await handler(Invocation(words[1:], body, context, client, answer))
+            await handler(Invocation(rest, body, context, client, answer))
 
         await context.guarded(work, respond_reply(respond))
-
-
-def _split(text: str) -> list[str]:
-    try:
-        return shlex.split(text)
-    except ValueError:
-        return text.split()
-
-
-def _incident_arg(call: Invocation) -> str:
-    if not call.args:
-        raise IncidentError("name the incident, e.g. INC-7")
-    return call.args[0]

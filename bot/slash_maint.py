@@ -4,7 +4,7 @@
 are tested directly; the listener only acknowledges and posts the reply.
 Starting or ending a window is answered in the channel, because everyone
 there should know why a failing probe stays quiet (or pages again); lists,
-usage and mistakes are answered to the person alone.
+usage and mistakes are answered to the person alone. The reason is kept as typed.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.command_text import leading_words
 from bot.maintenance_calendar import ConfiguredCalendar
 from bot.mrkdwn import (
     MAX_HEADER,
@@ -82,27 +83,28 @@ async def run_maint(
             return private(USAGE)
         if verb == "end":
             return await end_window(words[1:], actor, book, zone, now)
-        return await start_window(words, actor, book, probe_ids, zone, now)
+        return await start_window(text, actor, book, probe_ids, zone, now)
     except IncidentError as error:
         return private(escape(str(error)))
 
 
 async def start_window(
-    words: list[str],
+    text: str,
     actor: Actor,
     book: MaintenanceBook,
     probe_ids: Sequence[str],
     zone: ZoneInfo,
     now: datetime,
 ) -> MaintReply:
-    if len(words) < 3:
+    words, reason = leading_words(text, 2)
+    if len(words) < 2 or not reason.strip():
         return private(f"Give the probes, a duration and a reason.\n{USAGE}")
     globs = [glob.lower() for glob in words[0].split(",")]
     try:
         duration = parse_duration(words[1])
     except ValueError as error:
         return private(f"{escape(str(error))}\n{USAGE}")
-    window = await book.add(globs, duration, " ".join(words[2:]), actor)
+    window = await book.add(globs, duration, reason, actor)
     lines = [
         f"{show_actor(actor)} started maintenance *#{window.id}* for {show_globs(window.globs)} "
         f"until {show_time(window.ends_at, zone, now)} ({show_span(duration)}): "

@@ -1,8 +1,10 @@
 """Inside an incident thread: `@tocsin ack|sev|note|resolve`, and the pin reaction.
 
 Slack does not run slash commands in threads, so the thread has its own short
-commands. Reacting with the pin emoji (default :pushpin:) to a thread message
-adds it to the timeline with its own time and author, once.
+commands: after the leading mention, only the verb (and a severity) are parsed,
+and a note or reason is kept as typed, mentions in it included. Reacting with
+the pin emoji (default :pushpin:) to a thread message adds it to the timeline
+with its own time and author, once.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.command_text import leading_words
 from bot.slack_context import SlackContext, ephemeral_reply
 from incidents.errors import IncidentError
 from incidents.model import Actor, Incident, Severity, Source
 from incidents.pins import PinBoard
 
-MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
+LEADING_MENTIONS = re.compile(r"\A(?:\s*<@[UW][A-Z0-9]+(?:\|[^>]*)?>)+")
 THREAD_HELP = (
     "In an incident thread: `@tocsin ack`, `@tocsin sev P1 [reason]`, "
     "`@tocsin note <text>`, `@tocsin resolve <reason>`."
@@ -41,8 +44,8 @@ def register_thread_listeners(app: AsyncApp, context: SlackContext, pins: PinBoa
             incident = await context.incidents.find_by_thread(channel, str(thread_ts))
             if incident is None:
                 raise IncidentError(f"this thread is not an incident's. {THREAD_HELP}")
-            words = MENTION.sub("", str(event.get("text") or "")).split()
-            await _thread_command(context, incident, words, {**body, "user_id": event.get("user")})
+            text = LEADING_MENTIONS.sub("", str(event.get("text") or ""), count=1)
+            await _thread_command(context, incident, text, {**body, "user_id": event.get("user")})
 
         await context.guarded(work, reply)
 
@@ -90,23 +93,25 @@ def register_thread_listeners(app: AsyncApp, context: SlackContext, pins: PinBoa
 
 
 async def _thread_command(
-    context: SlackContext, incident: Incident, words: list[str], body: dict[str, Any]
+    context: SlackContext, incident: Incident, text: str, body: dict[str, Any]
 ) -> None:
+    words, rest = leading_words(text, 1)
     if not words:
         raise IncidentError(THREAD_HELP)
-    verb, rest = words[0].lower(), words[1:]
+    verb = words[0].lower()
     if verb in ("ack", "acknowledge"):
         await context.incidents.acknowledge(incident.id, await context.actor(body))
     elif verb == "sev":
-        if not rest or rest[0].upper() not in Severity.__members__:
+        given, reason = leading_words(rest, 1)
+        if not given or given[0].upper() not in Severity.__members__:
             raise IncidentError("write `@tocsin sev P1 [reason]`")
         await context.incidents.change_severity(
-            incident.id, Severity(rest[0].upper()), await context.actor(body), " ".join(rest[1:])
+            incident.id, Severity(given[0].upper()), await context.actor(body), reason
         )
     elif verb == "note":
-        await context.incidents.add_note(incident.id, await context.actor(body), " ".join(rest))
+        await context.incidents.add_note(incident.id, await context.actor(body), rest)
     elif verb == "resolve":
-        reason = " ".join(rest) or "resolved from the thread"
+        reason = rest or "resolved from the thread"
         await context.incidents.resolve(incident.id, await context.actor(body), reason)
     else:
         raise IncidentError(f"I don't know '{verb}'. {THREAD_HELP}")

@@ -203,8 +203,9 @@ def show_span(duration: timedelta) -> str:
 
 
 def check_reason(reason: str) -> str:
-    """People read the reason in the channel and in the probe's state: it must say something."""
-    cleaned = " ".join(reason.split())
+    """People read the reason in the channel and in the probe's state: it must say something.
+    It is kept as written (less surrounding whitespace); what shows it on one line flattens it."""
+    cleaned = reason.strip()
     if not cleaned:
         raise InvalidWindowError("give a reason, e.g. deploying the new checkout")
     if len(cleaned) > MAX_REASON:

@@ -219,6 +219,41 @@ async def test_ack_sev_and_resolve_change_the_incident(
     assert all(ALICE in event.actor.id for event in timeline[1:])
 
 
+TYPED = r"""cache key is C:\tmp\new and the "checkout" page  loads   slowly"""
+
+
+@pytest.mark.parametrize(
+    "title",
+    [TYPED, r"""The "pay" button isn't  working on C:\shop"""],
+    ids=["quotes", "apostrophe"],
+)
+async def test_declare_keeps_the_title_as_typed(
+    engine: Engine, slack_fake: SlackFake, title: str
+) -> None:
+    await command(engine, slack_fake, "/incident", f"declare {title} P1")
+    declared = await incidents_of(engine).get("INC-2")
+    assert (declared.title, declared.severity) == (title, Severity.P1)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        (f"note INC-1 {TYPED}", "note"),
+        (f"sev  INC-1\tP1 {TYPED}", "severity_changed"),
+        (f"resolve INC-1 {TYPED}", "resolved"),
+    ],
+    ids=["note", "sev", "resolve"],
+)
+async def test_free_text_after_the_leading_words_is_kept_as_typed(
+    engine: Engine, slack_fake: SlackFake, text: str, kind: str
+) -> None:
+    """Only the sub-command, the id and a severity are parsed: backslashes, quotes and
+    repeated spaces in the rest reach the timeline unchanged."""
+    await command(engine, slack_fake, "/incident", text)
+    timeline = await incidents_of(engine).timeline("INC-1")
+    assert [event.text for event in timeline if event.kind == kind] == [TYPED]
+
+
 async def test_escalation_preview_names_who_is_paged_and_when(
     engine: Engine, slack_fake: SlackFake
 ) -> None:

@@ -102,6 +102,13 @@ async def test_maint_starts_lists_and_ends_a_window(engine: Engine, slack_fake: 
     assert "No maintenance window is active." in after["text"]
 
 
+async def test_maint_keeps_the_reason_as_typed(engine: Engine, slack_fake: SlackFake) -> None:
+    reason = r"""deploying "4.2" from C:\builds\new  (don't page)"""
+    await command(engine, slack_fake, "/maint", f"shop-*  30m {reason}", "start")
+    [window] = await engine.maintenance.book.active()
+    assert (window.globs, window.reason) == (("shop-*",), reason)
+
+
 @pytest.mark.parametrize(
     ("duration", "explanation"),
     [

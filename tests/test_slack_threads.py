@@ -182,6 +182,15 @@ async def test_a_thread_command_acts_like_the_slash_command(
     assert not room.told(ALICE)
 
 
+async def test_a_thread_note_is_kept_as_typed(room: Room) -> None:
+    """Only the mention and the verb are parsed; a mention inside the note stays."""
+    typed = f'paged <@{BOB}> about C:\\tmp\\new and the "checkout" page  isn\'t loading'
+    await room.mention(ALICE, f"note {typed}", room.card_ts)
+    await room.reply_containing("Note from")
+    notes = [event.text for event in await room.timeline() if event.kind == "note"]
+    assert notes == [typed]
+
+
 @pytest.mark.parametrize(
     ("where", "words", "explanation"),
     [
