@@ -21,6 +21,7 @@ from incidents.detection_rules import DetectionSettings, ProbeRule
 from incidents.incident_links import IncidentLinks
 from incidents.maintenance import MaintenanceCalendar, NoMaintenance
 from incidents.model import format_incident_id
+from incidents.orphans import adopt_orphans
 from incidents.probe_journal import ProbeJournal, StateChange
 from incidents.probe_state import Health, ProbeState
 from incidents.service import IncidentService
@@ -63,6 +64,12 @@ class Detection:
             if probe_id in self.rules:
                 self.states[probe_id] = state
         await self._refresh_incidents(force=True)
+        for probe_id, incident in await adopt_orphans(
+            self.rules, self.states, self._service, self._journal
+        ):
+            self._links.link(self.rules[probe_id].group_key, incident)
+            self._set_health(self.states[probe_id], Health.FIRING, f"{incident.id} (restart)")
+            self._journal.state(self.states[probe_id])
         now = self._clock.now()
         for probe_id, state in self.states.items():
             if state.firing and state.incident is None:
@@ -167,7 +174,7 @@ class Detection:
             state.detected_at = state.detected_at or now
             self._held.discard(rule.probe_id)
             self._set_health(state, Health.SYMPTOM, f"symptom of {format_incident_id(parent)}")
-            await self._journal.join(parent, rule.probe_id, "symptom", now, why)
+            await self._journal.join(parent, rule.probe_id, "symptom", now, why, state)
             await self._links.event(parent, "symptom", f"{rule.probe_id} failing: {why}")
             return
         failing_parent = failing_ancestor(rule, self.rules, self.states)
@@ -212,19 +219,23 @@ class Detection:
             return
         states = [self.states[p] for p in members]
         signal = group_signal(group, [self.rules[p] for p in members], states, now)
-        try:
-            opened = await self._service.open_or_update(signal)
-        except Exception:
-            # Keep the group: the next tick tries again, so a busy store cannot lose a page.
-            self._pending[group] = pending
-            log.exception("could not open the incident of %s; retrying", group)
-            return
-        number = opened.incident.number
+        write = self._journal.members_writer(states, now)
+        async with self._journal.paused():  # the states saved with the incident stay newest
+            try:
+                opened = await self._service.open_or_update(
+                    signal, lambda records, number: write(records.db, number)
+                )
+            except Exception:
+                # Keep the group: the next tick tries again, so a busy store cannot lose a page.
+                self._pending[group] = pending
+                log.exception("could not open the incident of %s; retrying", group)
+                return
+            number = opened.incident.number
+            for state in states:
+                state.incident, state.role, state.pushed = number, "member", state.severity
+                self._set_health(state, Health.FIRING, format_incident_id(number))
         self._links.link(group, opened.incident)
         for probe_id, state in zip(members, states, strict=True):
-            state.incident, state.role, state.pushed = number, "member", state.severity
-            self._set_health(state, Health.FIRING, format_incident_id(number))
-            await self._journal.join(number, probe_id, "member", now, state.fail_reason)
             if not opened.created:
                 await self._links.event(
                     number, "joined", f"{probe_id} failing: {state.fail_reason}"
@@ -244,7 +255,7 @@ class Detection:
     ) -> None:
         state.incident, state.role = number, "member"
         self._set_health(state, Health.FIRING, format_incident_id(number))
-        await self._journal.join(number, rule.probe_id, "member", now, why)
+        await self._journal.join(number, rule.probe_id, "member", now, why, state)
         await self._links.event(number, "joined", f"{rule.probe_id} failing: {why}")
         await self._push_severity(state, state.severity_reason)
 
@@ -267,19 +278,20 @@ class Detection:
                 pending.members.remove(rule.probe_id)
         if number is None:
             return
-        await self._journal.recovered(number, rule.probe_id, now)
-        kind = "symptom_recovered" if role == "symptom" else "recovered"
-        await self._links.event(number, kind, f"{rule.probe_id} recovered: {state.last_reason}")
-        if role != "member":
-            return
-        still = [
-            p
-            for p, s in self.states.items()
-            if s.incident == number and s.role == "member" and s.firing
-        ]
-        if still:
-            return
-        await self._links.resolve(number, "all probes recovered")
+        # No flush until the incident has ended: a kill before that must find the state
+        # still pointing at it, so the restarted detector resolves it again.
+        async with self._journal.paused():
+            await self._journal.recovered(number, rule.probe_id, now)
+            kind = "symptom_recovered" if role == "symptom" else "recovered"
+            text = f"{rule.probe_id} recovered: {state.last_reason}"
+            await self._links.event(number, kind, text)
+            still = [
+                p
+                for p, s in self.states.items()
+                if s.incident == number and s.role == "member" and s.firing
+            ]
+            if role == "member" and not still:
+                await self._links.resolve(number, "all probes recovered")
 
     async def _retry_held(self, probe_id: str, now: datetime) -> None:
         rule, state = self.rules[probe_id], self.states[probe_id]

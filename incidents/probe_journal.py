@@ -2,20 +2,27 @@
 
 Results arrive many times a second, so the journal buffers them in memory and
 `flush()` writes everything pending in one transaction (the bot calls it about
-once a second). A crash loses at most that second of samples; incidents
-themselves are written at once by the incident service.
+once a second). A crash loses at most that second of samples and states. What
+must never be lost is written at once: a probe's state when it joins an
+incident goes with its membership row, and when detection opens an incident the
+members and their states are written in the incident's own transaction
+(`members_writer`), so no kill -9 leaves an open incident its probes forget.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlite_utils
 
 from incidents.database import Database, decode_time, encode_time, write_transaction
-from incidents.probe_state import ProbeState
+from incidents.model import format_incident_id
+from incidents.probe_state import Health, ProbeState
 from probes.result import Measurement, ProbeResult, Status
 
 KEEP_SAMPLES = 50
@@ -43,6 +50,7 @@ class ProbeJournal:
         self._samples: list[ProbeResult] = []
         self._changes: list[StateChange] = []
         self._states: dict[str, ProbeState] = {}
+        self._flushing = asyncio.Lock()
 
     def sample(self, result: ProbeResult) -> None:
         self._samples.append(result)
@@ -57,17 +65,26 @@ class ProbeJournal:
     def pending(self) -> int:
         return len(self._samples) + len(self._changes) + len(self._states)
 
+    @asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """No flush while detection writes an incident and the states pointing at it:
+        a flush taken meanwhile would save a state from before the link after the link."""
+        async with self._flushing:
+            yield
+
     async def flush(self) -> None:
         """Write every buffered sample, state and change in one transaction."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         if not self.pending:
             return
         samples, changes, states = self._samples, self._changes, self._states
         self._samples, self._changes, self._states = [], [], {}
         sample_rows = [_sample_row(result) for result in samples]
         change_rows = [(c.probe_id, encode_time(c.at), c.old, c.new, c.reason) for c in changes]
-        state_rows = [
-            (s.probe_id, s.to_json(), encode_time(s.last_at) or "") for s in states.values()
-        ]
+        state_rows = [_state_row(s) for s in states.values()]
 
         def write(db: sqlite_utils.Database) -> None:
             with write_transaction(db):
@@ -82,12 +99,7 @@ class ProbeJournal:
                     " VALUES (?, ?, ?, ?, ?)",
                     change_rows,
                 )
-                connection.executemany(
-                    "INSERT INTO probe_states (probe_id, state, updated_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (probe_id) DO UPDATE SET state = excluded.state,"
-                    " updated_at = excluded.updated_at",
-                    state_rows,
-                )
+                _save_states(db, state_rows)
 
         try:
             await self._database.run(write)
@@ -144,19 +156,45 @@ class ProbeJournal:
         await self.flush()
         return await self._database.run(work)
 
-    async def join(self, number: int, probe_id: str, role: str, at: datetime, reason: str) -> None:
-        """Record that `probe_id` belongs to incident `number` (as member or symptom)."""
+    async def join(
+        self,
+        number: int,
+        probe_id: str,
+        role: str,
+        at: datetime,
+        reason: str,
+        state: ProbeState | None = None,
+    ) -> None:
+        """Record that `probe_id` belongs to incident `number` (as member or symptom),
+        with `state` (already pointing at it) saved in the same transaction."""
+        saved = None if state is None else _state_row(state)
 
         def work(db: sqlite_utils.Database) -> None:
             with write_transaction(db):
-                db.execute(
-                    "INSERT INTO incident_probes (incident_number, probe_id, role, joined_at,"
-                    " reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT (incident_number, probe_id)"
-                    " DO UPDATE SET role = excluded.role, recovered_at = NULL",
-                    (number, probe_id, role, encode_time(at), reason),
-                )
+                _join(db, number, probe_id, role, at, reason)
+                if saved is not None:
+                    _save_states(db, [saved])
 
         await self._database.run(work)
+
+    def members_writer(
+        self, members: Sequence[ProbeState], at: datetime
+    ) -> Callable[[sqlite_utils.Database, int], None]:
+        """The write that the transaction opening (or finding) an incident runs with its
+        number: each member joins it, and its state is saved firing for it. The states are
+        copied now, on the loop, so the database thread reads nothing detection changes."""
+        copies = [
+            replace(s, role="member", pushed=s.severity, health=Health.FIRING, extra=dict(s.extra))
+            for s in members
+        ]
+
+        def write(db: sqlite_utils.Database, number: int) -> None:
+            for state in copies:
+                state.incident, state.note = number, format_incident_id(number)
+                _join(db, number, state.probe_id, "member", at, state.fail_reason)
+            _save_states(db, [_state_row(state) for state in copies])
+
+        return write
 
     async def recovered(self, number: int, probe_id: str, at: datetime) -> None:
         def work(db: sqlite_utils.Database) -> None:
@@ -181,6 +219,30 @@ class ProbeJournal:
             return [(row[0], row[1], row[2] is not None) for row in rows]
 
         return await self._database.run(work)
+
+
+def _state_row(state: ProbeState) -> tuple[str, str, str]:
+    return (state.probe_id, state.to_json(), encode_time(state.last_at) or "")
+
+
+def _save_states(db: sqlite_utils.Database, rows: list[tuple[str, str, str]]) -> None:
+    db.conn.executemany(
+        "INSERT INTO probe_states (probe_id, state, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (probe_id) DO UPDATE SET state = excluded.state,"
+        " updated_at = excluded.updated_at",
+        rows,
+    )
+
+
+def _join(
+    db: sqlite_utils.Database, number: int, probe_id: str, role: str, at: datetime, reason: str
+) -> None:
+    db.execute(
+        "INSERT INTO incident_probes (incident_number, probe_id, role, joined_at,"
+        " reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT (incident_number, probe_id)"
+        " DO UPDATE SET role = excluded.role, recovered_at = NULL",
+        (number, probe_id, role, encode_time(at), reason),
+    )
 
 
 def _time(text: str) -> datetime:

@@ -7,6 +7,7 @@ the change together with its timeline event in one transaction. Callers
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -86,8 +87,13 @@ class IncidentService(IncidentReads):
 
         return await self._store.write(work)
 
-    async def open_or_update(self, signal: Signal) -> Opened:
-        """Open the incident for `signal.dedup_key`, or return the active one (raising severity)."""
+    async def open_or_update(
+        self, signal: Signal, link: Callable[[IncidentRecords, int], None] | None = None
+    ) -> Opened:
+        """Open the incident for `signal.dedup_key`, or return the active one (raising severity).
+
+        `link(records, number)` runs in the same transaction, so whatever points at the
+        incident (the detector's probe states) commits with it or not at all."""
         now = self._clock.now()
         draft = NewIncident(
             title=checked_text("title", signal.title, MAX_TITLE),
@@ -102,6 +108,12 @@ class IncidentService(IncidentReads):
         )
 
         def work(records: IncidentRecords) -> Opened:
+            opened = change(records)
+            if link is not None:
+                link(records, opened.incident.number)
+            return opened
+
+        def change(records: IncidentRecords) -> Opened:
             existing = records.active_by_key(signal.dedup_key)
             if existing is None:
                 # The write lock is held (BEGIN IMMEDIATE), so nobody can insert between the

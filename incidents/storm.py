@@ -22,6 +22,11 @@ class PendingGroup:
     members: list[str] = field(default_factory=list)
 
 
+def group_dedup_key(group: str) -> str:
+    """The dedup key of the incidents a group opens (at most one active at a time)."""
+    return f"probes:{group}"
+
+
 def group_signal(
     group: str, rules: list[ProbeRule], states: list[ProbeState], now: datetime
 ) -> Signal:
@@ -45,7 +50,7 @@ def group_signal(
         f"{name}: {state.fail_reason}" for name, state in zip(names, states, strict=True)
     )
     return Signal(
-        dedup_key=f"probes:{group}",
+        dedup_key=group_dedup_key(group),
         title=title[:MAX_TITLE],
         severity=severity,
         service=first.service,

@@ -91,6 +91,11 @@ class Harness:
         self.detection = self._new()
         await self.detection.restore()
 
+    async def crash(self) -> None:
+        """Lose what the journal has not flushed, as a kill -9 would, then start again."""
+        self.detection = self._new()
+        await self.detection.restore()
+
     async def incidents(self) -> list[Incident]:
         return sorted(await self.service.list_incidents(limit=100), key=lambda i: i.number)
 

@@ -4,13 +4,14 @@ group waits, the reason a flapping incident quotes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from incidents.database import Database
 from incidents.detection_rules import DetectionSettings
 from incidents.model import Milestone, Opened, Severity, Signal, Status
 from incidents.service import IncidentService
-from incidents.store import IncidentStore
+from incidents.store import IncidentRecords, IncidentStore
 from probes.result import ProbeResult
 from probes.result import Status as ResultStatus
 from tests.conftest import ALICE
@@ -23,11 +24,13 @@ class BusyOnceService(IncidentService):
 
     refused = 0
 
-    async def open_or_update(self, signal: Signal) -> Opened:
+    async def open_or_update(
+        self, signal: Signal, link: Callable[[IncidentRecords, int], None] | None = None
+    ) -> Opened:
         if not self.refused:
             self.refused += 1
             raise TimeoutError("database is locked")
-        return await super().open_or_update(signal)
+        return await super().open_or_update(signal, link)
 
 
 async def test_an_open_refused_once_is_retried_on_the_next_tick(
