@@ -126,8 +126,8 @@ def test_probe_json_shows_an_echoed_key_redacted(
 
 
 def test_every_secret_tocsin_holds_is_redacted_and_nothing_else(tmp_path: Path) -> None:
-    """`*_env` values anywhere in the file and the Slack credentials; not other variables,
-    and not values too short to tell from ordinary words."""
+    """`*_env` values anywhere in the file, the Slack credentials, a proxy password; not other
+    variables, and not values too short to tell from ordinary words."""
     for name in ("id_ed25519", "known_hosts"):
         (tmp_path / name).write_text("")
     path = tmp_path / "tocsin.yml"
@@ -154,9 +154,10 @@ probes:
         "SLACK_APP_TOKEN": "xapp-1-A0-9-abc",
         "SLACK_SIGNING_SECRET": "8f742231b10e8888",
     }
-    environ = {**secrets, "SHORT_ONE": "redis", "HOME": "/home/tocsin-user"}
+    proxy = {"HTTPS_PROXY": "http://egress:Pr0xy%40pass@proxy.internal:3128"}
+    environ = {**secrets, **proxy, "SHORT_ONE": "redis", "HOME": "/home/tocsin-user"}
     context = probe_context(load_config(path).config, environ=environ)
-    for value in secrets.values():
+    for value in [*secrets.values(), "Pr0xy@pass", "Pr0xy%40pass"]:
         assert context.redaction.redact(f"said {value}.") == "said [redacted]."
     kept = "redis at /home/tocsin-user"
     assert context.redaction.redact(kept) == kept
