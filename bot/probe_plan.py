@@ -16,6 +16,7 @@ from bot.config.probe_settings import ProbeSettings
 from bot.held_secrets import secret_redaction
 from incidents.clock import Clock, SystemClock
 from incidents.detection_rules import DetectionSettings, ProbeRule, SeverityStep
+from probes.http_proxy import FROM_ENVIRONMENT, PROXY_VARIABLES
 from probes.probe import HeartbeatLedger, Probe, ProbeContext, SshHost
 from probes.registry import build_probe
 
@@ -40,12 +41,15 @@ class PlannedProbe:
 
 
 def referenced_variables(config: TocsinConfig) -> set[str]:
-    """The environment variables probes name (`password_env`, `Authorization_env` headers)."""
+    """The environment variables probes name (`password_env`, `Authorization_env` headers),
+    and the proxy variables when a probe takes its proxy from the environment."""
     names: set[str] = set()
     for probe in config.probes:
         for key, value in (probe.model_extra or {}).items():
             if key.endswith("_env") and isinstance(value, str):
                 names.add(value)
+            if key == "proxy" and value == FROM_ENVIRONMENT:
+                names.update(PROXY_VARIABLES)
             if key == "headers" and isinstance(value, dict):
                 names.update(str(v) for k, v in value.items() if str(k).lower().endswith("_env"))
     return names

@@ -24,6 +24,11 @@ from probes.net import ProbeProblem
 from probes.result import Status
 
 FROM_ENVIRONMENT = "environment"
+PROXY_VARIABLES = tuple(
+    name
+    for base in ("https_proxy", "http_proxy", "all_proxy", "no_proxy")
+    for name in (base, base.upper())
+)
 TARGET_FAULTS = frozenset({500, 502, 503, 504})  # tinyproxy says 500, squid 503
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from bot.config import load_config_text
+from bot.probe_plan import plan_probes, probe_context
 from probes.errors import ProbeConfigError
 from probes.probe import ProbeContext, run_probe
 from probes.registry import build_probe
@@ -142,3 +144,22 @@ def test_proxy_settings_errors_say_the_fix(proxy: str, message: str) -> None:
 def test_url_and_max_body_errors_say_the_fix(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ProbeConfigError, match=message):
         build_probe("web", "http", settings, ProbeContext())
+
+
+async def test_tocsin_passes_the_proxy_variables_to_a_probe_that_asks(
+    proxy: ProxyServer, nginx_server: NginxServer, tmp_path: Path
+) -> None:
+    """The environment reaches probes through `probe_context`, which passes only the
+    variables the configuration names: `proxy: environment` names the proxy ones."""
+    url = nginx_server.url("/health?via=planned")
+    text = (
+        "slack: {channel: '#ops'}\n"
+        f"storage: {{path: {tmp_path / 'tocsin.db'}}}\n"
+        f"probes:\n  - {{id: web, kind: http, url: '{url}', proxy: environment, interval: 30s}}\n"
+    )
+    config = load_config_text(text).config
+    environ = {"HTTP_PROXY": proxy.url, "UNRELATED": "x"}
+    [planned] = plan_probes(config, probe_context(config, environ=environ))
+    result = await run_probe(planned.probe, 5.0)
+    assert result.status is Status.OK, result.reason
+    assert f"GET {url} HTTP/1.1" in proxied(proxy)
