@@ -3,9 +3,11 @@
 Slack is unreachable from the test machines, and mocking the client would only test our
 guesses about it. This aiohttp server on 127.0.0.1 answers the Web API methods tocsin uses
 with the shapes and the errors Slack documents, records every call, and injects the failures
-that matter: 429 with ``Retry-After``, 5xx, slow answers and dropped connections. A slow
-answer, or a connection dropped after the action, still performs the action, as Slack does:
-a post the client never saw confirmed is in the channel all the same.
+that matter: 429 with ``Retry-After``, 5xx, slow answers, late answers, dropped connections
+and a whole outage. A slow answer, or a connection dropped after the action, still performs
+the action, as Slack does: a post the client never saw confirmed is in the channel all the
+same. A late answer performs it only when it answers, as Slack does when its own processing
+is slow: a client that gave up and looked for the post in between does not find it yet.
 
 Wiring a Bolt app, in HTTP or Socket Mode::
 
@@ -108,6 +110,7 @@ class _Fault:
     delay: float = 0.0
     drop: bool = False
     after_action: bool = True
+    late: bool = False
 
 
 class SlackApiFailure(Exception):
@@ -137,6 +140,8 @@ class SlackFake:
         self.not_in_channel: set[str] = set()
         self.invalid_tokens: set[str] = set()
         self.messages: dict[tuple[str, str], Json] = {}
+        self.deleted: list[Json] = []
+        self.unavailable = False  # an outage: every Web API call is answered 503, nothing done
         self.edits: dict[tuple[str, str], int] = {}
         self.ephemerals: list[Json] = []
         self.users: dict[str, Json] = {}
@@ -152,6 +157,7 @@ class SlackFake:
         self._view_ids = itertools.count(1)
         self._trigger_ids = itertools.count(100001)
         self._faults: list[_Fault] = []
+        self._landing: set[asyncio.Future[Json]] = set()
         self._buckets: dict[str, tuple[float, float]] = {}
         self._issued_triggers: dict[str, float] = {}
         self._used_triggers: set[str] = set()
@@ -163,6 +169,7 @@ class SlackFake:
             "apps.connections.open": self._apps_connections_open,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.open": self._conversations_open,
@@ -382,6 +389,20 @@ class SlackFake:
         """Perform the next calls at once but answer only after ``seconds``."""
         self._faults.append(_Fault(method, channel, times, delay=seconds))
 
+    def late_next(
+        self, method: str, seconds: float, *, times: int = 1, channel: str | None = None
+    ) -> None:
+        """Hold the next calls for ``seconds``, then perform them and answer.
+
+        The action lands when Slack answers, even if the client gave up long before.
+        """
+        self._faults.append(_Fault(method, channel, times, delay=seconds, late=True))
+
+    @property
+    def late_pending(self) -> int:
+        """Calls held by ``late_next`` that have not been performed yet."""
+        return len(self._landing)
+
     def drop_next(
         self,
         method: str,
@@ -448,16 +469,21 @@ class SlackFake:
             return web.json_response({"ok": False, "error": "invalid_json"})
         call = Call(method, args, time.monotonic(), token)
         self.calls.append(call)
+        if self.unavailable:
+            return self._answer_status(503, 1)
         fault = self._take_fault(call)
         if fault is not None and fault.status is not None:
             return self._answer_status(fault.status, fault.retry_after)
         if fault is not None and fault.drop and not fault.after_action:
             return _drop_connection(request)
         try:
-            body = self._perform(call)
+            if fault is not None and fault.late:
+                body = await self._perform_late(call, fault.delay)
+            else:
+                body = self._perform(call)
         except _RateLimited as limited:
             return self._answer_status(429, limited.retry_after)
-        if fault is not None and fault.delay:
+        if fault is not None and fault.delay and not fault.late:
             await self._sleep(fault.delay)
         if fault is not None and fault.drop:
             return _drop_connection(request)
@@ -480,6 +506,18 @@ class SlackFake:
             return handler(call)
         except SlackApiFailure as failure:
             return failure.body
+
+    async def _perform_late(self, call: Call, seconds: float) -> Json:
+        """Perform `call` after `seconds`, whether or not its client is still waiting."""
+
+        async def land() -> Json:
+            await self._sleep(seconds)
+            return self._perform(call)
+
+        landing = asyncio.ensure_future(land())
+        self._landing.add(landing)
+        landing.add_done_callback(self._landing.discard)
+        return await asyncio.shield(landing)
 
     def _answer_status(self, status: int, retry_after: int) -> web.Response:
         if status == 429:
@@ -666,6 +704,15 @@ class SlackFake:
             "text": message["text"],
             "message": self._public(message),
         }
+
+    def _chat_delete(self, call: Call) -> Json:
+        args = call.args
+        channel = self._resolve_channel(args.get("channel"), names=False)
+        message = self._find_message(channel, args.get("ts"))
+        if message["user"] != self.bot_user_id:
+            raise SlackApiFailure("cant_delete_message")
+        self.deleted.append(self.messages.pop((channel, message["ts"])))
+        return {"ok": True, "channel": channel, "ts": message["ts"]}
 
     def _chat_post_ephemeral(self, call: Call) -> Json:
         args = call.args

@@ -180,6 +180,21 @@ async def test_only_the_bots_own_messages_can_be_updated(slack_fake: SlackFake) 
     assert refused.response["error"] == "cant_update_message"
 
 
+async def test_the_bot_deletes_only_its_own_messages(slack_fake: SlackFake) -> None:
+    client = slack_fake.client()
+    posted = await client.chat_postMessage(channel=INCIDENTS_CHANNEL, text="extra")
+    human = slack_fake.add_message(INCIDENTS_CHANNEL, "mine", user="U1ALICE")
+
+    await client.chat_delete(channel=INCIDENTS_CHANNEL, ts=posted["ts"])
+    refused = await error_of(client.chat_delete(channel=INCIDENTS_CHANNEL, ts=human["ts"]))
+    gone = await error_of(client.chat_delete(channel=INCIDENTS_CHANNEL, ts=posted["ts"]))
+
+    assert refused.response["error"] == "cant_delete_message"
+    assert gone.response["error"] == "message_not_found"
+    assert [m["text"] for m in slack_fake.top_level(INCIDENTS_CHANNEL)] == ["mine"]
+    assert [m["text"] for m in slack_fake.deleted] == ["extra"]
+
+
 async def test_permalinks_point_into_threads(slack_fake: SlackFake) -> None:
     client = slack_fake.client()
     parent = await client.chat_postMessage(channel=INCIDENTS_CHANNEL, text="parent")
@@ -371,6 +386,33 @@ async def test_a_timed_out_post_is_posted_all_the_same(slack_fake: SlackFake) ->
     assert time.monotonic() - started < 2.5
     assert [m["text"] for m in slack_fake.top_level(INCIDENTS_CHANNEL)] == ["unconfirmed"]
     assert len(slack_fake.calls_to("chat.postMessage")) == 1, "a timeout is not retried"
+
+
+async def test_a_late_post_lands_only_when_slack_answers(slack_fake: SlackFake) -> None:
+    """The client gives up after 1 s and finds nothing; the post lands 2.5 s after it was sent."""
+    slack_fake.late_next("chat.postMessage", 2.5)
+    client = slack_fake.client(timeout=1)
+
+    with pytest.raises(TimeoutError):
+        await client.chat_postMessage(channel=INCIDENTS_CHANNEL, text="late")
+
+    assert slack_fake.top_level(INCIDENTS_CHANNEL) == []
+    assert slack_fake.late_pending == 1
+    await slack_fake.wait_for(lambda: slack_fake.top_level(INCIDENTS_CHANNEL), timeout=3)
+    assert slack_fake.late_pending == 0
+    assert [m["text"] for m in slack_fake.top_level(INCIDENTS_CHANNEL)] == ["late"]
+
+
+async def test_an_outage_answers_503_and_does_nothing(slack_fake: SlackFake) -> None:
+    slack_fake.unavailable = True
+    client = slack_fake.client(retry_handlers=[])
+
+    down = await error_of(client.chat_postMessage(channel=INCIDENTS_CHANNEL, text="x"))
+    slack_fake.unavailable = False
+    await client.chat_postMessage(channel=INCIDENTS_CHANNEL, text="after the outage")
+
+    assert down.response.status_code == 503
+    assert [m["text"] for m in slack_fake.top_level(INCIDENTS_CHANNEL)] == ["after the outage"]
 
 
 async def test_a_dropped_post_raises_a_disconnect_but_is_posted(slack_fake: SlackFake) -> None:
