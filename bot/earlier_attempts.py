@@ -1,26 +1,38 @@
-"""Finding a post whose outcome tocsin never learnt (timeout, dropped answer, crash).
+"""Finding posts whose outcome tocsin never learnt (timeout, dropped answer, crash).
 
 Every post carries its outbox keys in Slack message metadata. Before such a
-post is sent again, the channel (or the thread) is searched for those keys in
-the only window the earlier attempt can have landed in: from its claim to the
-client's timeout after it. Found means recorded, not re-posted.
+post is sent again, the channel (or the thread) is searched for those keys
+from the earliest attempt's claim on: found means recorded, not re-posted. The
+same search later finds a late copy: an attempt Slack finished after tocsin
+had looked for it and posted again.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack_channels import SlackChannels
-from bot.slack_connection import WEB_TIMEOUT_SECONDS
 from bot.slack_ids import OUTBOX_EVENT_TYPE
 
 log = logging.getLogger(__name__)
 
 HISTORY_PAGES = 5  # pages of 200 messages searched; the window keeps it to one in practice
+CLOCK_SLACK = 5.0  # seconds: Slack's ts may be a little earlier than our claim
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A message in Slack that carries outbox keys."""
+
+    channel: str  # the channel id
+    ts: str
+    keys: tuple[str, ...]
 
 
 class EarlierAttempts:
@@ -29,29 +41,37 @@ class EarlierAttempts:
         self._channels = channels
 
     async def find(
-        self, channel: str, thread_ts: str | None, key: str, claimed_at: datetime | None
-    ) -> tuple[str, str] | None:
-        """The channel id and ts of the message carrying `key`, or None if none did."""
+        self, channel: str, thread_ts: str | None, key: str, since: datetime | None
+    ) -> Copy | None:
+        """The first message carrying `key` posted since `since`, or None if none did."""
+        found = await self.copies(channel, thread_ts, key, since)
+        return found[0] if found else None
+
+    async def copies(
+        self, channel: str, thread_ts: str | None, key: str, since: datetime | None
+    ) -> list[Copy]:
+        """Every message carrying `key` posted since `since`, oldest first."""
         channel_id = await self._channels.resolve(channel)
         if channel_id.startswith("#"):  # history takes ids only: post again, lose nothing
-            log.warning("cannot look into %s for %s; posting it again", channel, key)
-            return None
-        for posted in await self._recent(channel_id, thread_ts, claimed_at):
+            log.warning("cannot search %s for %s: Slack's id for it is unknown", channel, key)
+            return []
+        found: list[Copy] = []
+        for posted in await self._recent(channel_id, thread_ts, since):
             metadata = posted.get("metadata") or {}
             if metadata.get("event_type") != OUTBOX_EVENT_TYPE:
                 continue
-            if key in (metadata.get("event_payload") or {}).get("keys", []):
-                return channel_id, str(posted["ts"])
-        return None
+            keys = (metadata.get("event_payload") or {}).get("keys") or []
+            if key in keys:
+                found.append(Copy(channel_id, str(posted["ts"]), tuple(map(str, keys))))
+        return sorted(found, key=lambda copy: Decimal(copy.ts))
 
     async def _recent(
-        self, channel: str, thread_ts: str | None, claimed_at: datetime | None
+        self, channel: str, thread_ts: str | None, since: datetime | None
     ) -> list[Any]:
-        """Messages posted to `channel` (or the thread) around the claim, with metadata."""
+        """Messages posted to `channel` (or the thread) since `since`, with metadata."""
         window: dict[str, str] = {}
-        if claimed_at is not None:
-            window["oldest"] = str(claimed_at.timestamp() - 5)
-            window["latest"] = str(claimed_at.timestamp() + WEB_TIMEOUT_SECONDS + 60)
+        if since is not None:
+            window["oldest"] = str(since.timestamp() - CLOCK_SLACK)
         found: list[Any] = []
         cursor = ""
         for _ in range(HISTORY_PAGES):

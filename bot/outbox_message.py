@@ -1,10 +1,17 @@
-"""What the outbox sender hands to Slack in one call, and what it counts."""
+"""What the outbox sender hands to Slack in one call, rendered at sending time, and what it
+counts."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from incidents.outbox import Delivery
+from slack_sdk.models.blocks import Block
+
+from bot.card_source import CardSource
+from incidents.outbox import Delivery, DeliveryKind
+
+MERGED_LIMIT = 3000  # characters of replies merged into one message
 
 
 @dataclass
@@ -14,6 +21,7 @@ class SenderStats:
     rate_limited: int = 0
     retried: int = 0
     confirmed_after_crash: int = 0
+    late_copies_removed: int = 0
     failures: list[str] = field(default_factory=list)
 
 
@@ -33,3 +41,31 @@ class Message:
     @property
     def keys(self) -> list[str]:
         return [row.key for row in self.rows]
+
+
+async def render(
+    message: Message, cards: CardSource, permalink: Callable[[int], Awaitable[str | None]]
+) -> tuple[str, list[Block] | None, list[Delivery], list[Delivery]]:
+    """Text and blocks, the rows this message carries, and rows that need no message."""
+    head = message.head
+    if head.kind is DeliveryKind.CARD:
+        card = await cards.card(head.incident_number)
+        return card.text, card.blocks, [head], []
+    if head.kind is DeliveryKind.DM:
+        link = await permalink(head.incident_number)
+        dm = await cards.dm(head.incident_number, head.text, link)
+        return dm, None, [head], []
+    parts: list[str] = []
+    carried: list[Delivery] = []
+    skipped: list[Delivery] = []
+    for row in message.rows:
+        assert row.timeline_id is not None
+        reply = cards.reply(await cards.event(row.timeline_id))
+        if reply is None:
+            skipped.append(row)
+            continue
+        if parts and sum(len(p) + 1 for p in parts) + len(reply) > MERGED_LIMIT:
+            break
+        parts.append(reply)
+        carried.append(row)
+    return "\n".join(parts), None, carried, skipped

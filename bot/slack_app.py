@@ -89,6 +89,7 @@ class SlackFace:
             "rate_limited": stats.rate_limited,
             "retried": stats.retried,
             "confirmed_after_crash": stats.confirmed_after_crash,
+            "late_copies_removed": stats.late_copies_removed,
         }
 
     async def _connect_directory(self) -> None:
@@ -139,7 +140,13 @@ def build_slack(
     register_probe_command(app, context)
     if maintenance is not None:
         register_maint_command(app, context, maintenance)
-    sender = SlackSender(outbox, web_client(credentials, retries=False), cards, clock)
+    sender = SlackSender(
+        outbox,
+        web_client(credentials, retries=False),
+        cards,
+        clock,
+        settle=config.slack.confirm_after,
+    )
     events = None
     if not socket_mode:
         guard = ReplayGuard(credentials.signing_secret or "", store.database)

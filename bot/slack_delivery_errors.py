@@ -93,6 +93,11 @@ def classify(error: BaseException) -> Outcome:
     return Outcome(f"{type(error).__name__}: {error}", maybe_posted=True)
 
 
+def backoff(attempts: int) -> float:
+    """Seconds before the next try of a write tried `attempts` times: 1, 2, 4 ... 60."""
+    return float(min(60, 2 ** max(0, attempts)))
+
+
 def _retry_after(headers: object) -> float:
     value = None
     if isinstance(headers, dict):

@@ -3,11 +3,14 @@
 Order: within an incident strictly by queue order, so the card is posted
 before its replies. Pace: at most one post and one edit per second per
 channel, a channel being known by its id however it was configured; channels
-do not wait for each other. Exactly once: before a post the
-rows are marked `sending`; the returned `ts` is stored with `sent` in one
-transaction. A post whose outcome is unknown (timeout, dropped connection,
-5xx, crash) is looked for in the channel by its metadata before it is sent
-again. Consecutive replies of one thread share a message.
+do not wait for each other, and neither do incidents: a row waiting for its
+retry or its confirmation holds back its own incident only, and only Slack's
+429 holds back the channel. Exactly once: before a post the rows are marked
+`sending`; the returned `ts` is stored with `sent` in one transaction. A post
+whose outcome is unknown (timeout, dropped connection, 5xx, crash) is looked
+for in the channel by its metadata before it is sent again, in a search of its
+own that takes no posting turn; `PostConfirmation` decides when, and removes a
+copy Slack posts later still. Consecutive replies of one thread share a message.
 """
 
 from __future__ import annotations
@@ -15,16 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from datetime import timedelta
+from typing import Any
 
-from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.card_source import CardSource
-from bot.earlier_attempts import EarlierAttempts
-from bot.outbox_message import Message, SenderStats
+from bot.outbox_message import Message, SenderStats, render
+from bot.post_confirmation import SETTLE, PostConfirmation
 from bot.slack_channels import SlackChannels
-from bot.slack_delivery_errors import classify
+from bot.slack_delivery_errors import backoff, classify
 from bot.slack_ids import OUTBOX_EVENT_TYPE
 from incidents.clock import Clock
 from incidents.model import format_incident_id
@@ -35,27 +39,35 @@ log = logging.getLogger(__name__)
 POST_INTERVAL = 1.0  # seconds between posts to one channel (Slack's own pace)
 POLL_SECONDS = 0.2
 MAX_MERGED = 20
-MERGED_LIMIT = 3000
 PAUSE_ON_AUTH = timedelta(seconds=60)
 DM_ATTEMPTS = 5  # tries to open a DM before that page is given up (the thread has it too)
 
 
 class SlackSender:
     def __init__(
-        self, outbox: Outbox, client: AsyncWebClient, cards: CardSource, clock: Clock
+        self,
+        outbox: Outbox,
+        client: AsyncWebClient,
+        cards: CardSource,
+        clock: Clock,
+        *,
+        settle: timedelta = SETTLE,
     ) -> None:
         self._outbox = outbox
         self._client = client
         self._cards = cards
         self._clock = clock
-        self._busy: set[str] = set()
-        self._sending: set[int] = set()  # head ids with a send in flight
+        self._busy: set[str] = set()  # channels with a write in flight
+        self._looking: set[str] = set()  # channels with a search in flight
+        self._sending: set[int] = set()  # head ids with a send or a search in flight
         self._next_at: dict[tuple[str, bool], float] = {}
         self._channels = SlackChannels(client)
-        self._attempts = EarlierAttempts(client, self._channels)
         self._tasks: set[asyncio.Task[None]] = set()
         self._paused_until = 0.0
         self.stats = SenderStats()
+        self._confirmation = PostConfirmation(
+            outbox, client, self._channels, clock, self.stats, settle
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; then let in-flight sends finish."""
@@ -73,7 +85,8 @@ class SlackSender:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def deliver_once(self) -> int:
-        """Start sending every head whose channel is free; returns how many were started."""
+        """Start sending every head whose channel is free, and every due search for a post;
+        returns how many were started."""
         loop = asyncio.get_running_loop()
         if loop.time() < self._paused_until:
             return 0
@@ -87,17 +100,32 @@ class SlackSender:
             if message is None:
                 continue
             channel = self._channels.known(message.channel)
+            if head.unconfirmed and not message.edit:
+                if channel not in self._looking and self._confirmation.settled(head, now):
+                    self._looking.add(channel)
+                    self._sending.add(head.id)
+                    self._start(self._confirm(message, channel))
+                    started += 1
+                continue
             lane = (channel, message.edit)
             if channel in self._busy or self._next_at.get(lane, 0.0) > loop.time():
                 continue
             self._busy.add(channel)
             self._sending.add(head.id)
             self._next_at[lane] = loop.time() + POST_INTERVAL
-            task = asyncio.create_task(self._send(message, channel))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(self._send(message, channel))
             started += 1
+        for row in await self._confirmation.due(now):
+            if row.channel is not None and row.channel not in self._looking:
+                self._looking.add(row.channel)
+                self._start(self._recheck(row, row.channel))
+                started += 1
         return started
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _message(self, head: Delivery) -> Message | None:
         """What `head` needs: its channel and thread, and the replies that may share it."""
@@ -134,22 +162,34 @@ class SlackSender:
             self._busy.discard(lane)
             self._sending.discard(message.head.id)
 
-    async def _deliver(self, message: Message) -> None:
-        head = message.head
-        if head.unconfirmed and not message.edit:
-            found = await self._find_posted(message)
+    async def _confirm(self, message: Message, lane: str) -> None:
+        """Record a post whose answer never came if it is in Slack; else it is posted again."""
+        try:
+            found = await self._confirmation.confirm(message)
             if found is not None:
                 self.stats.confirmed_after_crash += 1
-                log.warning(
-                    "%s reached Slack before tocsin stopped; recorded, not re-posted",
-                    message.head.key,
-                )
-                channel, ts = found
                 await self._record_sent(
-                    Message(message.rows, channel, message.thread_ts, False), ts
+                    Message(message.rows, found.channel, message.thread_ts, False), found.ts
                 )
-                return
-        text, blocks, rows, skipped = await self._render(message)
+        except Exception:
+            log.exception("looking for %s failed", message.head.key)
+        finally:
+            self._looking.discard(lane)
+            self._sending.discard(message.head.id)
+
+    async def _recheck(self, row: Delivery, lane: str) -> None:
+        try:
+            await self._confirmation.recheck(row)
+        except Exception:
+            log.exception("looking for a late copy of %s failed", row.key)
+        finally:
+            self._looking.discard(lane)
+
+    async def _deliver(self, message: Message) -> None:
+        head = message.head
+        if message.edit:
+            await self._confirmation.before_edit(head.incident_number)
+        text, blocks, rows, skipped = await render(message, self._cards, self._permalink)
         if skipped:
             await self._finish(skipped, DeliveryState.SKIPPED)
         if not rows:
@@ -190,40 +230,15 @@ class SlackSender:
             return
         await self._record_sent(message, ts)
 
-    async def _render(
-        self, message: Message
-    ) -> tuple[str, list[Block] | None, list[Delivery], list[Delivery]]:
-        """Text and blocks, the rows this message carries, and rows that need no message."""
-        head = message.head
-        if head.kind is DeliveryKind.CARD:
-            card = await self._cards.card(head.incident_number)
-            return card.text, card.blocks, [head], []
-        if head.kind is DeliveryKind.DM:
-            permalink = await self._permalink(head.incident_number)
-            dm = await self._cards.dm(head.incident_number, head.text, permalink)
-            return dm, None, [head], []
-        parts: list[str] = []
-        carried: list[Delivery] = []
-        skipped: list[Delivery] = []
-        for row in message.rows:
-            assert row.timeline_id is not None
-            reply = self._cards.reply(await self._cards.event(row.timeline_id))
-            if reply is None:
-                skipped.append(row)
-                continue
-            if parts and sum(len(p) + 1 for p in parts) + len(reply) > MERGED_LIMIT:
-                break
-            parts.append(reply)
-            carried.append(row)
-        return "\n".join(parts), None, carried, skipped
-
     async def _record_sent(self, message: Message, ts: str) -> None:
         now = self._clock.now()
         head = message.head
         card_post = head.kind is DeliveryKind.CARD and not message.edit
 
+        recheck_at = self._confirmation.first_recheck(now)
+
         def work(records: OutboxRecords) -> None:
-            records.sent([row.id for row in message.rows], message.channel, ts, now)
+            records.sent([row.id for row in message.rows], message.channel, ts, now, recheck_at)
             if card_post:
                 records.attach_thread(head.incident_number, message.channel, ts)
 
@@ -245,15 +260,21 @@ class SlackSender:
         if outcome.pause:
             log.error("Slack refused tocsin's token (%s); pausing the outbox", outcome.reason)
             self._paused_until = loop.time() + PAUSE_ON_AUTH.total_seconds()
-        if outcome.rate_limited:
+        wait = outcome.retry_after or backoff(message.head.attempts)
+        if outcome.rate_limited:  # Slack's pace for the channel: every incident in it waits
             self.stats.rate_limited += 1
-        else:
+            lane = (self._channels.known(message.channel), message.edit)
+            self._next_at[lane] = loop.time() + wait
+        else:  # this row's trouble: it waits, its incident with it, the channel goes on
             self.stats.retried += 1
-        wait = outcome.retry_after or _backoff(message.head.attempts)
-        self._next_at[(self._channels.known(message.channel), message.edit)] = loop.time() + wait
         maybe_posted = outcome.maybe_posted and not message.edit
         log.warning(
-            "Slack write %s will be retried in %.0fs: %s", message.head.key, wait, outcome.reason
+            "Slack write %s will be %s: %s",
+            message.head.key,
+            "looked for in the channel before it is sent again"
+            if maybe_posted
+            else f"retried in {wait:.0f}s",
+            outcome.reason,
         )
         await self._outbox.write(
             lambda r: r.postpone(
@@ -272,9 +293,7 @@ class SlackSender:
             self.stats.failures.append(text)
             await self._finish([head], DeliveryState.FAILED, text)
             return
-        until = self._clock.now() + timedelta(
-            seconds=outcome.retry_after or _backoff(head.attempts)
-        )
+        until = self._clock.now() + timedelta(seconds=outcome.retry_after or backoff(head.attempts))
         await self._outbox.write(
             lambda r: r.postpone(
                 [head.id], until, outcome.reason, maybe_posted=False, count_attempt=True
@@ -284,20 +303,6 @@ class SlackSender:
     async def _finish(self, rows: list[Delivery], state: DeliveryState, error: str = "") -> None:
         await self._outbox.write(lambda r: r.finish([row.id for row in rows], state, error))
 
-    async def _find_posted(self, message: Message) -> tuple[str, str] | None:
-        """The channel id and ts of an earlier attempt of this message, if it reached Slack."""
-        head = message.head
-        found = await self._attempts.find(
-            message.channel, message.thread_ts, head.key, head.claimed_at
-        )
-        if found is None:
-            await self._outbox.write(lambda r: r.release([row.id for row in message.rows]))
-        return found
-
     async def _permalink(self, number: int) -> str | None:
         thread = await self._outbox.read(lambda r: r.thread_of(number))
         return None if thread is None else await self._channels.permalink(*thread)
-
-
-def _backoff(attempts: int) -> float:
-    return float(min(60, 2 ** max(0, attempts)))

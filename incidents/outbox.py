@@ -8,7 +8,14 @@ outbox holds references (incident, timeline event), not rendered text.
 
 A delivery moves pending -> sending -> sent. `sending` with a `claimed_at`
 means "we may have posted it": after a timeout or a crash the sender must look
-for it in the channel before posting it again.
+for it in the channel before posting it again. An attempt looked for and not
+found may still land later (Slack finishing a slow request); `uncertain_since`
+keeps its claim and `recheck_at` when the sender next looks for such a late
+copy, until it no longer expects one.
+
+At most one card row per incident is pending (an index): whenever a card row
+goes back to pending, a newer pending one of its incident is folded into it.
+The card is rendered when it is sent, so it shows what both asked for.
 """
 
 from __future__ import annotations
@@ -54,6 +61,9 @@ class Delivery:
     text: str
     channel: str | None
     claimed_at: datetime | None
+    ts: str | None = None
+    uncertain_since: datetime | None = None
+    recheck_at: datetime | None = None
 
     @property
     def unconfirmed(self) -> bool:
@@ -123,11 +133,15 @@ class OutboxRecords:
             [encode_time(at), channel],
         )
 
-    def sent(self, ids: Sequence[int], channel: str, ts: str, at: datetime) -> None:
+    def sent(
+        self, ids: Sequence[int], channel: str, ts: str, at: datetime, recheck_at: datetime
+    ) -> None:
+        """Delivered as `ts`; rows with an attempt that may still land are looked at again."""
         self._set(
             ids,
-            "state = 'sent', channel = ?, ts = ?, sent_at = ?, error = NULL, not_before = NULL",
-            [channel, ts, encode_time(at)],
+            "state = 'sent', channel = ?, ts = ?, sent_at = ?, error = NULL, not_before = NULL, "
+            "recheck_at = CASE WHEN uncertain_since IS NULL THEN NULL ELSE ? END",
+            [channel, ts, encode_time(at), encode_time(recheck_at)],
         )
 
     def postpone(
@@ -144,6 +158,8 @@ class OutboxRecords:
         `count_attempt` counts a try that failed before its rows were claimed.
         """
         state = "sending" if maybe_posted else "pending"
+        if not maybe_posted:
+            self._fold_pending_cards(ids)
         self._set(
             ids,
             "state = ?, not_before = ?, error = ?, attempts = attempts + ?",
@@ -151,8 +167,47 @@ class OutboxRecords:
         )
 
     def release(self, ids: Sequence[int]) -> None:
-        """A check found no trace of the post: it may be posted again."""
-        self._set(ids, "state = 'pending', claimed_at = NULL", [])
+        """A check found no trace of the post: it may be posted again.
+
+        The first such attempt's claim is kept: a late copy of it is looked for later.
+        """
+        self._fold_pending_cards(ids)
+        self._set(
+            ids,
+            "state = 'pending', claimed_at = NULL, "
+            "uncertain_since = COALESCE(uncertain_since, claimed_at)",
+            [],
+        )
+
+    def rechecks_due(self, now: datetime, limit: int) -> list[Delivery]:
+        """Sent rows whose channel is due to be searched for a late copy of an earlier try."""
+        rows = self._db.query(
+            "SELECT * FROM outbox WHERE recheck_at IS NOT NULL AND recheck_at <= ? "
+            "AND state = 'sent' ORDER BY recheck_at LIMIT ?",
+            [encode_time(now), limit],
+        )
+        return [_delivery(row) for row in rows]
+
+    def card_rechecks(self, number: int) -> list[Delivery]:
+        """The incident's posted card, if a late copy of it may still land."""
+        rows = self._db.query(
+            "SELECT * FROM outbox WHERE incident_number = ? AND kind = 'card' "
+            "AND state = 'sent' AND recheck_at IS NOT NULL",
+            [number],
+        )
+        return [_delivery(row) for row in rows]
+
+    def recheck(self, row_id: int, at: datetime | None) -> None:
+        """When to look for a late copy of row `row_id` again; None: no longer."""
+        self._set([row_id], "recheck_at = ?", [encode_time(at)])
+
+    def recorded(self, keys: Sequence[str]) -> dict[str, Delivery]:
+        """The rows with these keys, by key (keys of pruned rows are absent)."""
+        if not keys:
+            return {}
+        marks = ", ".join("?" * len(keys))
+        rows = self._db.query(f"SELECT * FROM outbox WHERE key IN ({marks})", list(keys))
+        return {row["key"]: _delivery(row) for row in rows}
 
     def finish(self, ids: Sequence[int], state: DeliveryState, error: str = "") -> None:
         self._set(ids, "state = ?, error = ?", [state.value, error[:500] or None])
@@ -180,10 +235,24 @@ class OutboxRecords:
 
     def prune(self, before: datetime) -> int:
         cursor = self._db.execute(
-            "DELETE FROM outbox WHERE state IN ('sent', 'skipped') AND created_at < ?",
+            "DELETE FROM outbox WHERE state IN ('sent', 'skipped') AND created_at < ? "
+            "AND recheck_at IS NULL",
             [encode_time(before)],
         )
         return cursor.rowcount
+
+    def _fold_pending_cards(self, ids: Sequence[int]) -> None:
+        """Card rows among `ids` go back to pending: a newer pending card row of the same
+        incident is skipped first, as the index allows one and the older must go first."""
+        if not ids:
+            return
+        marks = ", ".join("?" * len(ids))
+        self._db.execute(
+            f"UPDATE outbox SET state = 'skipped' WHERE kind = 'card' AND state = 'pending' "
+            f"AND id NOT IN ({marks}) AND incident_number IN (SELECT incident_number FROM "
+            f"outbox WHERE kind = 'card' AND id IN ({marks}))",
+            [*ids, *ids],
+        )
 
     def _set(self, ids: Sequence[int], assignments: str, values: list[Any]) -> None:
         if not ids:
@@ -222,4 +291,7 @@ def _delivery(row: dict[str, Any]) -> Delivery:
         text=row["text"],
         channel=row["channel"],
         claimed_at=decode_time(row["claimed_at"]),
+        ts=row["ts"],
+        uncertain_since=decode_time(row["uncertain_since"]),
+        recheck_at=decode_time(row["recheck_at"]),
     )

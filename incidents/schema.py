@@ -265,6 +265,15 @@ def create_delivery_tables(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration("0004_outbox_late_copies")
+def outbox_late_copies(db: sqlite_utils.Database) -> None:
+    """A post searched for and not found may still land late: when that attempt was claimed,
+    and when the channel is next searched for such a late copy (NULL: no longer looked for)."""
+    db.execute("ALTER TABLE outbox ADD COLUMN uncertain_since TEXT")
+    db.execute("ALTER TABLE outbox ADD COLUMN recheck_at TEXT")
+    db.execute("CREATE INDEX outbox_rechecks ON outbox (recheck_at) WHERE recheck_at IS NOT NULL")
+
+
 def check_schema_version(db: sqlite_utils.Database, path: Path) -> None:
     """Refuse, without writing, a file migrated by a newer tocsin."""
     unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in SCHEMA_VERSIONS]

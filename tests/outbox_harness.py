@@ -7,7 +7,12 @@ so a test can SIGKILL it between a post and its record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -22,6 +27,7 @@ from incidents.outbox import Outbox
 from incidents.probe_journal import ProbeJournal
 from incidents.service import IncidentService
 from incidents.store import IncidentStore
+from tests.slack_fake import SlackFake
 
 CONFIG = TocsinConfig(slack=SlackSettings(channel="#ops-incidents"))
 
@@ -37,7 +43,60 @@ def build_sender(
     )
     client = AsyncWebClient(token="xoxb-test", base_url=api_url, timeout=timeout)
     client.retry_handlers = []
-    return service, SlackSender(Outbox(database), client, cards, clock)
+    # tocsin waits 30 s (3 client timeouts) before looking for an unconfirmed post
+    settle = timedelta(seconds=3 * timeout)
+    return service, SlackSender(Outbox(database), client, cards, clock, settle=settle)
+
+
+async def drain(sender: SlackSender, database: Database, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await sender.deliver_once()
+        await sender.settle()
+        counts = await outbox_counts(database)
+        if not counts.get("pending") and not counts.get("sending"):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"outbox not drained: {counts}")
+
+
+async def wait_drained(database: Database, seconds: float) -> None:
+    """Until nothing is pending or sending, while a sender runs (see `delivering`)."""
+    deadline = time.monotonic() + seconds
+    while (counts := await outbox_counts(database)).get("pending") or counts.get("sending"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"outbox not drained within {seconds} s: {counts}")
+        await asyncio.sleep(0.1)
+
+
+async def outbox_counts(database: Database) -> dict[str, int]:
+    return await database.run(
+        lambda db: {
+            r["state"]: r["n"]
+            for r in db.query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def delivering(sender: SlackSender) -> AsyncIterator[None]:
+    """The sender's own loop (`run`), as tocsin runs it, for the length of the block."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+def posted_keys(fake: SlackFake) -> Counter[str]:
+    """How often each outbox key appears in a message Slack holds."""
+    keys: Counter[str] = Counter()
+    for message in fake.messages.values():
+        payload = (message.get("metadata") or {}).get("event_payload") or {}
+        keys.update(payload.get("keys", []))
+    return keys
 
 
 async def deliver_forever(path: Path, api_url: str) -> None:

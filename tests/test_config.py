@@ -153,6 +153,15 @@ def test_timeout_must_stay_below_interval() -> None:
     assert "lower the timeout or raise the interval" in problem
 
 
+def test_slack_confirm_after_is_a_positive_duration() -> None:
+    assert load(MINIMAL).config.slack.confirm_after == timedelta(seconds=30)
+    config = load('slack: {channel: "#ops-incidents", confirm_after: 45s}\n').config
+    assert config.slack.confirm_after == timedelta(seconds=45)
+    assert problems('slack: {channel: "#ops-incidents", confirm_after: 0s}\n') == [
+        "slack.confirm_after (line 1): must be longer than 0s, e.g. 30s"
+    ]
+
+
 def test_unknown_keys_are_errors_with_a_suggestion() -> None:
     assert problems('slack: {channel: "#ops", chanel: "#x"}\n') == [
         "slack.chanel (line 1): unknown key 'chanel' (did you mean 'channel'?); "

@@ -6,52 +6,22 @@ Slack exactly once, and nothing is left pending.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections import Counter
 from pathlib import Path
 
 import sqlite_utils
 
-from bot.slack_sender import SlackSender
 from incidents.clock import SystemClock
 from incidents.database import Database
 from incidents.model import Severity
 from incidents.service import IncidentService
 from tests.conftest import ALICE
-from tests.outbox_harness import build_sender
+from tests.outbox_harness import build_sender, drain, posted_keys
 from tests.slack_fake import INCIDENTS_CHANNEL, SlackFake
-
-
-async def drain(sender: SlackSender, database: Database, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        await sender.deliver_once()
-        await sender.settle()
-        counts = await database.run(
-            lambda db: {
-                r["state"]: r["n"]
-                for r in db.query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
-            }
-        )
-        if not counts.get("pending") and not counts.get("sending"):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"outbox not drained: {counts}")
-
-
-def posted_keys(fake: SlackFake) -> Counter[str]:
-    """How often each outbox key appears in a message Slack holds."""
-    keys: Counter[str] = Counter()
-    for message in fake.messages.values():
-        payload = (message.get("metadata") or {}).get("event_payload") or {}
-        keys.update(payload.get("keys", []))
-    return keys
 
 
 async def sent_keys(database: Database) -> list[str]:

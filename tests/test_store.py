@@ -63,7 +63,13 @@ async def test_migrations_apply_once(db_path: Path) -> None:
         await database.close()
     with sqlite3.connect(db_path) as raw:
         names = [row[0] for row in raw.execute("SELECT name FROM _sqlite_migrations")]
-    assert names == SCHEMA_VERSIONS == ["0001_incidents", "0002_probes", "0003_slack"]
+    assert names == SCHEMA_VERSIONS
+    assert SCHEMA_VERSIONS == [
+        "0001_incidents",
+        "0002_probes",
+        "0003_slack",
+        "0004_outbox_late_copies",
+    ]
 
 
 async def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:

@@ -39,6 +39,19 @@ class SlackSettings(Strict):
         pattern=r"^[a-z0-9_+'-]+$",
         description="reaction that adds a message to the timeline",
     )
+    confirm_after: Duration = Field(
+        timedelta(seconds=30),
+        description="a post whose answer never came (timeout, dropped connection, 5xx, "
+        "restart) is looked for in the channel this long after it was sent, once Slack has "
+        "finished it, before it is posted again",
+    )
+
+    @field_validator("confirm_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s, e.g. 30s")
+        return value
 
 
 class StorageSettings(Strict):

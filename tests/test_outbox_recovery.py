@@ -1,0 +1,130 @@
+"""The outbox after Slack trouble: an unconfirmed card, a row that cannot be confirmed, an outage.
+
+A user checks that every message reaches the channel exactly once, that
+nothing stays queued, and that one incident's trouble never holds up the
+other incidents of its channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import sqlite_utils
+
+from incidents.clock import SystemClock
+from incidents.database import Database
+from incidents.model import Severity
+from tests.conftest import ALICE
+from tests.outbox_harness import (
+    build_sender,
+    delivering,
+    drain,
+    outbox_counts,
+    posted_keys,
+    wait_drained,
+)
+from tests.slack_fake import INCIDENTS_CHANNEL, SlackFake
+
+
+async def owed_keys(database: Database) -> set[str]:
+    """Every key that must be in some message: replies and DMs with something to say, and
+    each incident's first card (later card rows are edits of it)."""
+
+    def work(db: sqlite_utils.Database) -> set[str]:
+        rows = db.query(
+            "SELECT key FROM outbox WHERE state != 'skipped' AND (kind != 'card' OR id IN "
+            "(SELECT MIN(id) FROM outbox WHERE kind = 'card' GROUP BY incident_number))"
+        )
+        return {row["key"] for row in rows}
+
+    return await database.run(work)
+
+
+def cards_of(fake: SlackFake, incident_id: str) -> list[dict[str, Any]]:
+    return [
+        message
+        for message in fake.top_level(INCIDENTS_CHANNEL)
+        if f" {incident_id} " in message["text"]
+    ]
+
+
+async def assert_each_message_once(fake: SlackFake, database: Database, incidents: int) -> None:
+    counts = await outbox_counts(database)
+    assert not counts.get("pending") and not counts.get("sending"), counts
+    assert not counts.get("failed"), counts
+    posted = posted_keys(fake)
+    assert all(count == 1 for count in posted.values()), posted
+    assert await owed_keys(database) == set(posted)
+    assert len(fake.top_level(INCIDENTS_CHANNEL)) == incidents
+
+
+async def test_an_unconfirmed_card_with_an_update_queued_is_posted_once_after_a_restart(
+    slack_fake: SlackFake, database: Database
+) -> None:
+    """Slack answers INC-1's card with 500 (it may have posted it); a note queues a card update;
+    Slack recovers. INC-1's card, its note and INC-2's card all arrive, each once."""
+    service, sender = build_sender(database, slack_fake.api_url, SystemClock(), timeout=1)
+    slack_fake.fail_next("chat.postMessage", status=500)
+    first = await service.declare("checkout down", Severity.P1, ALICE)
+    await sender.deliver_once()
+    await sender.settle()
+    assert slack_fake.calls_to("chat.postMessage")
+    await service.add_note(first.id, ALICE, "looking at php-fpm")
+    second = await service.declare("search slow", Severity.P2, ALICE)
+
+    _, restarted = build_sender(database, slack_fake.api_url, SystemClock(), timeout=1)
+    await drain(restarted, database, seconds=15)
+
+    await assert_each_message_once(slack_fake, database, incidents=2)
+    assert len(cards_of(slack_fake, first.id)) == len(cards_of(slack_fake, second.id)) == 1
+    [card] = cards_of(slack_fake, first.id)
+    replies = [m["text"] for m in slack_fake.thread(INCIDENTS_CHANNEL, card["ts"])[1:]]
+    assert any("looking at php-fpm" in text for text in replies), replies
+
+
+async def test_an_incident_whose_post_cannot_be_confirmed_does_not_hold_up_its_channel(
+    slack_fake: SlackFake, database: Database
+) -> None:
+    """INC-1's card may have been posted (500) and the channel cannot be searched for it
+    (history answers 500 every time): INC-1 waits, INC-2..4 in the same channel do not."""
+    service, sender = build_sender(database, slack_fake.api_url, SystemClock(), timeout=1)
+    slack_fake.fail_next("chat.postMessage", status=500)
+    slack_fake.fail_next("conversations.history", status=500, times=10_000)
+    await service.declare("checkout down", Severity.P1, ALICE)
+    async with delivering(sender):
+        await slack_fake.wait_for(lambda: slack_fake.calls_to("conversations.history"), 10)
+        others = [await service.declare(f"other {n}", Severity.P3, ALICE) for n in range(3)]
+        await slack_fake.wait_for(
+            lambda: len(slack_fake.top_level(INCIDENTS_CHANNEL)) == 3, timeout=6
+        )
+    assert all(len(cards_of(slack_fake, other.id)) == 1 for other in others)
+    counts = await outbox_counts(database)
+    assert counts.get("sending") == 1, "INC-1 is still waiting to be confirmed"
+
+
+async def test_a_storm_queued_during_an_outage_is_delivered_once_after_it(
+    slack_fake: SlackFake, database: Database
+) -> None:
+    """Slack is down (503 to everything) while five incidents open, have their cards tried,
+    then take notes and are acknowledged; when Slack is back, the outbox drains in bounded
+    time and each message is in the channel once."""
+    service, sender = build_sender(database, slack_fake.api_url, SystemClock(), timeout=1)
+    slack_fake.unavailable = True
+    async with delivering(sender):
+        incidents = []
+        for number in range(5):
+            incidents.append(await service.declare(f"service {number} down", Severity.P2, ALICE))
+            await asyncio.sleep(0.3)
+        await slack_fake.wait_for(
+            lambda: len(slack_fake.calls_to("chat.postMessage")) >= len(incidents), timeout=15
+        )
+        for incident in incidents:
+            await service.add_note(incident.id, ALICE, f"note on {incident.id}")
+            await service.acknowledge(incident.id, ALICE)
+        await asyncio.sleep(2)
+        slack_fake.unavailable = False
+        await wait_drained(database, 25)
+    await assert_each_message_once(slack_fake, database, incidents=5)
+    for message in slack_fake.top_level(INCIDENTS_CHANNEL):
+        assert " acknowledged: " in message["text"], message["text"]
