@@ -38,6 +38,7 @@ class DeliveryKind(StrEnum):
     CARD = "card"  # post the incident card, or update it once posted
     REPLY = "reply"  # a thread reply telling one timeline event
     DM = "dm"  # a direct message to one person paged by escalation
+    NOTICE = "notice"  # a channel message about tocsin itself (no incident)
 
 
 class DeliveryState(StrEnum):
@@ -97,6 +98,15 @@ class OutboxRecords:
             "INSERT OR IGNORE INTO outbox (incident_number, kind, recipient, text, key, "
             "created_at) VALUES (?, 'dm', ?, ?, ?, ?)",
             [number, recipient, text, f"{number}:dm:{key}", encode_time(at)],
+        )
+
+    def notice(self, channel: str, text: str, mention: Sequence[str], at: datetime) -> None:
+        """A message to a channel about tocsin itself, in no incident's thread; `mention`
+        holds the Slack targets the sender turns into mentions."""
+        self._db.execute(
+            "INSERT INTO outbox (incident_number, kind, channel, recipient, text, key, "
+            "created_at) VALUES (NULL, 'notice', ?, ?, ?, ?, ?)",
+            [channel, " ".join(mention), text, f"notice:{uuid.uuid4().hex}", encode_time(at)],
         )
 
     def heads(self, now: datetime, limit: int) -> list[Delivery]:
@@ -281,7 +291,7 @@ class Outbox:
 def _delivery(row: dict[str, Any]) -> Delivery:
     return Delivery(
         id=row["id"],
-        incident_number=row["incident_number"],
+        incident_number=row["incident_number"] or 0,  # 0: a notice, of no incident
         kind=DeliveryKind(row["kind"]),
         key=row["key"],
         state=DeliveryState(row["state"]),

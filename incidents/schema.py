@@ -274,6 +274,63 @@ def outbox_late_copies(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX outbox_rechecks ON outbox (recheck_at) WHERE recheck_at IS NOT NULL")
 
 
+@migration("0005_notices")
+def notices(db: sqlite_utils.Database) -> None:
+    """Channel notices that belong to no incident (probes tocsin cannot see): the outbox's
+    incident becomes optional and `notice` a kind (SQLite changes a CHECK only by copying
+    the table); the blind probes' episodes are kept beside it."""
+    columns = (
+        "id, incident_number, kind, timeline_id, recipient, text, key, state, attempts, "
+        "not_before, created_at, claimed_at, sent_at, channel, ts, error, uncertain_since, "
+        "recheck_at"
+    )
+    db.execute(
+        """
+        CREATE TABLE outbox_next (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            incident_number INTEGER REFERENCES incidents (number),
+            kind TEXT NOT NULL CHECK (kind IN ('card', 'reply', 'dm', 'notice')),
+            timeline_id INTEGER,
+            recipient TEXT,
+            text TEXT NOT NULL DEFAULT '',
+            key TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            not_before TEXT,
+            created_at TEXT NOT NULL,
+            claimed_at TEXT,
+            sent_at TEXT,
+            channel TEXT,
+            ts TEXT,
+            error TEXT,
+            uncertain_since TEXT,
+            recheck_at TEXT,
+            CHECK ((kind = 'notice') = (incident_number IS NULL))
+        )
+        """
+    )
+    db.execute(f"INSERT INTO outbox_next ({columns}) SELECT {columns} FROM outbox")
+    db.execute("DROP TABLE outbox")
+    db.execute("ALTER TABLE outbox_next RENAME TO outbox")
+    db.execute(
+        "CREATE UNIQUE INDEX outbox_one_pending_card ON outbox (incident_number) "
+        "WHERE kind = 'card' AND state = 'pending'"
+    )
+    db.execute("CREATE INDEX outbox_open ON outbox (state, incident_number, id)")
+    db.execute("CREATE INDEX outbox_rechecks ON outbox (recheck_at) WHERE recheck_at IS NOT NULL")
+    db.execute(
+        """
+        CREATE TABLE blind_spots (
+            probe_id TEXT PRIMARY KEY,
+            since TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            told_at TEXT
+        )
+        """
+    )
+
+
 def check_schema_version(db: sqlite_utils.Database, path: Path) -> None:
     """Refuse, without writing, a file migrated by a newer tocsin."""
     unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in SCHEMA_VERSIONS]

@@ -9,10 +9,11 @@ import os
 import sqlite3
 import stat
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from incidents.database import Database
 from incidents.errors import (
@@ -22,7 +23,8 @@ from incidents.errors import (
     UnsafeDirectoryError,
 )
 from incidents.model import Milestone, Severity
-from incidents.schema import SCHEMA_VERSIONS
+from incidents.outbox import OutboxRecords
+from incidents.schema import MIGRATIONS, SCHEMA_VERSIONS
 from incidents.service import IncidentService
 from incidents.store import IncidentStore
 from tests.conftest import ALICE
@@ -69,6 +71,41 @@ async def test_migrations_apply_once(db_path: Path) -> None:
         "0002_probes",
         "0003_slack",
         "0004_outbox_late_copies",
+        "0005_notices",
+    ]
+
+
+async def test_the_notices_migration_keeps_every_outbox_row(db_path: Path) -> None:
+    """0005 copies the outbox into a table that also takes notices; nothing owed is lost."""
+    before = sqlite_utils.Database(db_path)
+    MIGRATIONS.apply(before, stop_before="0005_notices")
+    before.execute(
+        "INSERT INTO incidents (title, severity, status, updated_at) "
+        "VALUES ('Shop down', 'P1', 'open', '2026-11-23T09:00:00+00:00')"
+    )
+    before.execute(
+        "INSERT INTO outbox (incident_number, kind, key, state, created_at, recheck_at) "
+        "VALUES (1, 'card', '1:card:x', 'sending', '2026-11-23T09:00:00+00:00', "
+        "'2026-11-23T09:01:00+00:00')"
+    )
+    before.conn.commit()
+    before.close()
+    database = await Database.open(db_path)
+    try:
+        at = datetime(2026, 11, 23, 9, 2, tzinfo=UTC)
+        await database.run(
+            lambda db: OutboxRecords(db).notice("#ops", "tocsin cannot see 1 probe", [], at)
+        )
+        rows = await database.run(
+            lambda db: db.execute(
+                "SELECT incident_number, kind, state, recheck_at FROM outbox ORDER BY id"
+            ).fetchall()
+        )
+    finally:
+        await database.close()
+    assert rows == [
+        (1, "card", "sending", "2026-11-23T09:01:00+00:00"),
+        (None, "notice", "pending", None),
     ]
 
 
