@@ -14,6 +14,7 @@ from slack_sdk.models.blocks import Block
 
 from bot.cards import CardView, NextStep, ProbeEvidence, Remediation, card_blocks, card_text
 from bot.config.model import TocsinConfig
+from bot.mrkdwn import escape_capped
 from bot.thread_replies import dm_text, reply_text
 from incidents.clock import Clock
 from incidents.escalation import Escalation
@@ -22,6 +23,7 @@ from incidents.probe_journal import ProbeJournal
 from incidents.service import IncidentService
 
 Mention = Callable[[str], str]
+NOTICE_LIMIT = 3000
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,11 @@ class CardSource:
 
     def reply(self, event: TimelineEvent) -> str | None:
         return reply_text(event, self.zone, self._mention)
+
+    def notice(self, text: str, targets: str) -> str:
+        """A notice about tocsin itself, led by the mentions of `targets` (space-separated)."""
+        mentions = " ".join(self._mention(target) for target in targets.split())
+        return f"{mentions} {escape_capped(text, NOTICE_LIMIT)}".strip()
 
     async def dm(self, number: int, step_text: str, permalink: str | None) -> str:
         incident = await self._incidents.get(str(number))

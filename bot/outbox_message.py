@@ -51,6 +51,8 @@ async def render(
     if head.kind is DeliveryKind.CARD:
         card = await cards.card(head.incident_number)
         return card.text, card.blocks, [head], []
+    if head.kind is DeliveryKind.NOTICE:
+        return cards.notice(head.text, head.recipient or ""), None, [head], []
     if head.kind is DeliveryKind.DM:
         link = await permalink(head.incident_number)
         dm = await cards.dm(head.incident_number, head.text, link)

@@ -28,6 +28,7 @@ from bot.slack_app import SlackFace, build_slack
 from bot.slack_connection import SlackCredentials
 from bot.systemd_notify import SystemdNotifier
 from bot.watchdog import LoopWatchdog
+from incidents.blindness import Blindness, BlindnessSettings
 from incidents.clock import Clock
 from incidents.detection import Detection
 from incidents.escalation import Escalation
@@ -61,6 +62,7 @@ class Engine:
     slack: SlackFace | None = None
     listener_url: str = ""
     watchdog: LoopWatchdog | None = None
+    blindness: Blindness | None = None
 
     def health(self) -> dict[str, Any]:
         states = self.detection.states.values()
@@ -83,6 +85,8 @@ class Engine:
             await self.detection.tick()
         finally:
             await self.journal.flush()
+        if self.blindness is not None:
+            await self.blindness.tick()
 
     async def prune(self) -> None:
         await self.journal.prune()
@@ -139,7 +143,20 @@ async def build_engine(tocsin: Tocsin, clock: Clock, environ: Mapping[str, str])
         CombinedCalendar(configured, book),
     )
     await detection.restore()
-    scheduler = ProbeScheduler(planned, config.scheduler, detection.observe, detection.mark_stale)
+    blind = config.detection.blindness
+    blindness = Blindness(
+        tocsin.database,
+        BlindnessSettings(blind.after, blind.channel or config.slack.channel, tuple(blind.notify)),
+        clock,
+    )
+    await blindness.load()
+
+    async def observe(result: ProbeResult) -> None:
+        """Every scheduled result: blindness counts errors, detection decides."""
+        blindness.observe(result)
+        await detection.observe(result)
+
+    scheduler = ProbeScheduler(planned, config.scheduler, observe, detection.mark_stale)
     escalation = Escalation(tocsin.database, tocsin.planner, clock, config.zone)
     return Engine(
         planned,
@@ -151,6 +168,7 @@ async def build_engine(tocsin: Tocsin, clock: Clock, environ: Mapping[str, str])
         Outbox(tocsin.database),
         Maintenance(book, configured),
         clock,
+        blindness=blindness,
     )
 
 

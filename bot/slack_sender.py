@@ -129,6 +129,9 @@ class SlackSender:
 
     async def _message(self, head: Delivery) -> Message | None:
         """What `head` needs: its channel and thread, and the replies that may share it."""
+        if head.kind is DeliveryKind.NOTICE:  # tocsin's own word: no incident, no thread
+            assert head.channel is not None
+            return Message((head,), await self._channels.resolve(head.channel), None, False)
         thread = await self._outbox.read(lambda r: r.thread_of(head.incident_number))
         if head.kind is DeliveryKind.DM:
             assert head.recipient is not None

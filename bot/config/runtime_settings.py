@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator, model_validator
 
-from bot.config.fields import Strict
+from bot.config.fields import SlackChannel, SlackTarget, Strict
 from probes.durations import Duration
 
 
@@ -22,10 +22,32 @@ class FlappingSettings(Strict):
         return self
 
 
+class BlindnessConfig(Strict):
+    """When tocsin says it cannot see: probes giving only `error` results for `after`."""
+
+    after: Duration = Field(
+        timedelta(minutes=10), description="errors for this long make a probe a blind spot"
+    )
+    channel: SlackChannel | None = Field(
+        None, description="where the notices go (default: slack.channel)"
+    )
+    notify: list[SlackTarget] = Field(
+        [], description="people or groups mentioned in the notice (none: it pages nobody)"
+    )
+
+    @field_validator("after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("give a duration above zero, e.g. 10m")
+        return value
+
+
 class DetectionConfig(Strict):
     group_by: str = Field("service", description="label whose failing probes share one incident")
     group_wait: Duration = Field(timedelta(seconds=10), description="how long to gather a storm")
     flapping: FlappingSettings = FlappingSettings()
+    blindness: BlindnessConfig = BlindnessConfig()
 
 
 class SchedulerConfig(Strict):
