@@ -1,16 +1,14 @@
 """The outbox sender: delivers queued Slack writes in order, paced, exactly once.
 
 Order: within an incident strictly by queue order, so the card is posted
-before its replies. Pace: at most one post and one edit per second per
-channel, a channel being known by its id however it was configured; channels
-do not wait for each other, and neither do incidents: a row waiting for its
-retry or its confirmation holds back its own incident only, and only Slack's
-429 holds back the channel. Exactly once: before a post the rows are marked
+before its replies. Pace: per channel, known by its id however it was
+configured (`ChannelTurns`); a row waiting for a retry or a confirmation holds
+back its own incident only. Exactly once: before a post the rows are marked
 `sending`; the returned `ts` is stored with `sent` in one transaction. A post
 whose outcome is unknown (timeout, dropped connection, 5xx, crash) is looked
-for in the channel by its metadata before it is sent again, in a search of its
-own that takes no posting turn; `PostConfirmation` decides when, and removes a
-copy Slack posts later still. Consecutive replies of one thread share a message.
+for in the channel by its metadata before it is sent again, in a search that
+takes no posting turn (`PostConfirmation`: when, and late copies). Consecutive
+replies of one thread share a message.
 """
 
 from __future__ import annotations
@@ -19,12 +17,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.card_source import CardSource
+from bot.channel_turns import ChannelTurns
 from bot.outbox_message import Message, SenderStats, render
 from bot.post_confirmation import SETTLE, PostConfirmation
 from bot.slack_channels import SlackChannels
@@ -36,7 +35,6 @@ from incidents.outbox import Delivery, DeliveryKind, DeliveryState, Outbox, Outb
 
 log = logging.getLogger(__name__)
 
-POST_INTERVAL = 1.0  # seconds between posts to one channel (Slack's own pace)
 POLL_SECONDS = 0.2
 MAX_MERGED = 20
 PAUSE_ON_AUTH = timedelta(seconds=60)
@@ -57,13 +55,10 @@ class SlackSender:
         self._client = client
         self._cards = cards
         self._clock = clock
-        self._busy: set[str] = set()  # channels with a write in flight
-        self._looking: set[str] = set()  # channels with a search in flight
+        self._turns = ChannelTurns()
         self._sending: set[int] = set()  # head ids with a send or a search in flight
-        self._next_at: dict[tuple[str, bool], float] = {}
         self._channels = SlackChannels(client)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._paused_until = 0.0
         self.stats = SenderStats()
         self._confirmation = PostConfirmation(
             outbox, client, self._channels, clock, self.stats, settle
@@ -87,8 +82,7 @@ class SlackSender:
     async def deliver_once(self) -> int:
         """Start sending every head whose channel is free, and every due search for a post;
         returns how many were started."""
-        loop = asyncio.get_running_loop()
-        if loop.time() < self._paused_until:
+        if self._turns.paused:
             return 0
         now = self._clock.now()
         heads = await self._outbox.read(lambda r: r.heads(now, 500))
@@ -96,31 +90,33 @@ class SlackSender:
         for head in heads:
             if head.id in self._sending:
                 continue
-            message = await self._message(head)
-            if message is None:
-                continue
-            channel = self._channels.known(message.channel)
-            if head.unconfirmed and not message.edit:
-                if channel not in self._looking and self._confirmation.settled(head, now):
-                    self._looking.add(channel)
-                    self._sending.add(head.id)
-                    self._start(self._confirm(message, channel))
-                    started += 1
-                continue
-            lane = (channel, message.edit)
-            if channel in self._busy or self._next_at.get(lane, 0.0) > loop.time():
-                continue
-            self._busy.add(channel)
-            self._sending.add(head.id)
-            self._next_at[lane] = loop.time() + POST_INTERVAL
-            self._start(self._send(message, channel))
-            started += 1
+            try:
+                started += await self._start_head(head, now)
+            except Exception:  # one row's trouble must not stop the others
+                log.exception("cannot start sending %s", head.key)
         for row in await self._confirmation.due(now):
-            if row.channel is not None and row.channel not in self._looking:
-                self._looking.add(row.channel)
+            if row.channel is not None and self._turns.take_search(row.channel):
                 self._start(self._recheck(row, row.channel))
                 started += 1
         return started
+
+    async def _start_head(self, head: Delivery, now: datetime) -> bool:
+        """Start `head` if its channel's turn has come, or its search if it is due."""
+        message = await self._message(head)
+        if message is None:
+            return False
+        channel = self._channels.known(message.channel)
+        if head.unconfirmed and not message.edit:
+            if not self._confirmation.settled(head, now) or not self._turns.take_search(channel):
+                return False
+            self._sending.add(head.id)
+            self._start(self._confirm(message, channel))
+            return True
+        if not self._turns.take_write(channel, message.edit):
+            return False
+        self._sending.add(head.id)
+        self._start(self._send(message, channel))
+        return True
 
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -162,7 +158,7 @@ class SlackSender:
             log.exception("sending %s failed", message.head.key)
             await self._record_problem(message, error)
         finally:
-            self._busy.discard(lane)
+            self._turns.end_write(lane)
             self._sending.discard(message.head.id)
 
     async def _confirm(self, message: Message, lane: str) -> None:
@@ -177,7 +173,7 @@ class SlackSender:
         except Exception:
             log.exception("looking for %s failed", message.head.key)
         finally:
-            self._looking.discard(lane)
+            self._turns.end_search(lane)
             self._sending.discard(message.head.id)
 
     async def _recheck(self, row: Delivery, lane: str) -> None:
@@ -186,7 +182,7 @@ class SlackSender:
         except Exception:
             log.exception("looking for a late copy of %s failed", row.key)
         finally:
-            self._looking.discard(lane)
+            self._turns.end_search(lane)
 
     async def _deliver(self, message: Message) -> None:
         head = message.head
@@ -250,7 +246,6 @@ class SlackSender:
 
     async def _record_problem(self, message: Message, error: Exception) -> None:
         outcome = classify(error)
-        loop = asyncio.get_running_loop()
         ids = [row.id for row in message.rows]
         now = self._clock.now()
         if outcome.permanent:
@@ -262,12 +257,11 @@ class SlackSender:
             return
         if outcome.pause:
             log.error("Slack refused tocsin's token (%s); pausing the outbox", outcome.reason)
-            self._paused_until = loop.time() + PAUSE_ON_AUTH.total_seconds()
+            self._turns.pause(PAUSE_ON_AUTH.total_seconds())
         wait = outcome.retry_after or backoff(message.head.attempts)
         if outcome.rate_limited:  # Slack's pace for the channel: every incident in it waits
             self.stats.rate_limited += 1
-            lane = (self._channels.known(message.channel), message.edit)
-            self._next_at[lane] = loop.time() + wait
+            self._turns.hold(self._channels.known(message.channel), message.edit, wait)
         else:  # this row's trouble: it waits, its incident with it, the channel goes on
             self.stats.retried += 1
         maybe_posted = outcome.maybe_posted and not message.edit

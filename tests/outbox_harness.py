@@ -14,7 +14,9 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import sqlite_utils
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.card_source import CardSource
@@ -27,7 +29,7 @@ from incidents.outbox import Outbox
 from incidents.probe_journal import ProbeJournal
 from incidents.service import IncidentService
 from incidents.store import IncidentStore
-from tests.slack_fake import SlackFake
+from tests.slack_fake import INCIDENTS_CHANNEL, SlackFake
 
 CONFIG = TocsinConfig(slack=SlackSettings(channel="#ops-incidents"))
 
@@ -97,6 +99,40 @@ def posted_keys(fake: SlackFake) -> Counter[str]:
         payload = (message.get("metadata") or {}).get("event_payload") or {}
         keys.update(payload.get("keys", []))
     return keys
+
+
+async def owed_keys(database: Database) -> set[str]:
+    """Every key that must be in some message: replies and DMs with something to say, and
+    each incident's first card (later card rows are edits of it)."""
+
+    def work(db: sqlite_utils.Database) -> set[str]:
+        rows = db.query(
+            "SELECT key FROM outbox WHERE state != 'skipped' AND (kind != 'card' OR id IN "
+            "(SELECT MIN(id) FROM outbox WHERE kind = 'card' GROUP BY incident_number))"
+        )
+        return {row["key"] for row in rows}
+
+    return await database.run(work)
+
+
+def cards_of(fake: SlackFake, incident_id: str) -> list[dict[str, Any]]:
+    """The incident's cards in the channel (one, unless something went wrong)."""
+    return [
+        message
+        for message in fake.top_level(INCIDENTS_CHANNEL)
+        if f" {incident_id} " in message["text"]
+    ]
+
+
+async def assert_each_message_once(fake: SlackFake, database: Database, incidents: int) -> None:
+    """Nothing queued or failed, every owed key in exactly one message, one card each."""
+    counts = await outbox_counts(database)
+    assert not counts.get("pending") and not counts.get("sending"), counts
+    assert not counts.get("failed"), counts
+    posted = posted_keys(fake)
+    assert all(count == 1 for count in posted.values()), posted
+    assert await owed_keys(database) == set(posted)
+    assert len(fake.top_level(INCIDENTS_CHANNEL)) == incidents
 
 
 async def deliver_forever(path: Path, api_url: str) -> None:

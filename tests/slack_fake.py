@@ -38,9 +38,10 @@ import hashlib
 import itertools
 import json
 import math
+import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -158,6 +159,7 @@ class SlackFake:
         self._trigger_ids = itertools.count(100001)
         self._faults: list[_Fault] = []
         self._landing: set[asyncio.Future[Json]] = set()
+        self._mixed: tuple[random.Random, float, frozenset[str], float] | None = None
         self._buckets: dict[str, tuple[float, float]] = {}
         self._issued_triggers: dict[str, float] = {}
         self._used_triggers: set[str] = set()
@@ -403,6 +405,14 @@ class SlackFake:
         """Calls held by ``late_next`` that have not been performed yet."""
         return len(self._landing)
 
+    def mixed_faults(
+        self, rate: float, methods: Iterable[str], *, seed: int, longest: float = 0.0
+    ) -> None:
+        """From now on a call to one of `methods` meets a fault with probability `rate`: 429,
+        500, a slow or a late answer (up to `longest` s), or a connection dropped before or
+        after the action, chosen by a generator seeded with `seed`. A rate of 0 ends this."""
+        self._mixed = (random.Random(seed), rate, frozenset(methods), longest) if rate else None
+
     def drop_next(
         self,
         method: str,
@@ -546,6 +556,10 @@ class SlackFake:
             if fault.times <= 0:
                 self._faults.remove(fault)
             return fault
+        if self._mixed is not None:
+            rng, rate, methods, longest = self._mixed
+            if call.method in methods and rng.random() < rate:
+                return _mixed_fault(rng, call.method, longest)
         return None
 
     def _check_token(self, call: Call) -> None:
@@ -935,6 +949,15 @@ async def _read_args(request: web.Request) -> tuple[Json, str]:
             with contextlib.suppress(ValueError):
                 args[field] = json.loads(args[field])
     return args, token
+
+
+def _mixed_fault(rng: random.Random, method: str, longest: float) -> _Fault:
+    kind = rng.choice(("429", "500", "slow", "late", "drop", "drop before"))
+    if kind in ("429", "500"):
+        return _Fault(method, None, 1, status=int(kind))
+    if kind in ("slow", "late"):
+        return _Fault(method, None, 1, delay=rng.uniform(0, longest), late=kind == "late")
+    return _Fault(method, None, 1, drop=True, after_action=kind == "drop")
 
 
 def _drop_connection(request: web.Request) -> web.Response:

@@ -8,55 +8,21 @@ other incidents of its channel.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-import sqlite_utils
 
 from incidents.clock import SystemClock
 from incidents.database import Database
 from incidents.model import Severity
 from tests.conftest import ALICE
 from tests.outbox_harness import (
+    assert_each_message_once,
     build_sender,
+    cards_of,
     delivering,
     drain,
     outbox_counts,
-    posted_keys,
     wait_drained,
 )
 from tests.slack_fake import INCIDENTS_CHANNEL, SlackFake
-
-
-async def owed_keys(database: Database) -> set[str]:
-    """Every key that must be in some message: replies and DMs with something to say, and
-    each incident's first card (later card rows are edits of it)."""
-
-    def work(db: sqlite_utils.Database) -> set[str]:
-        rows = db.query(
-            "SELECT key FROM outbox WHERE state != 'skipped' AND (kind != 'card' OR id IN "
-            "(SELECT MIN(id) FROM outbox WHERE kind = 'card' GROUP BY incident_number))"
-        )
-        return {row["key"] for row in rows}
-
-    return await database.run(work)
-
-
-def cards_of(fake: SlackFake, incident_id: str) -> list[dict[str, Any]]:
-    return [
-        message
-        for message in fake.top_level(INCIDENTS_CHANNEL)
-        if f" {incident_id} " in message["text"]
-    ]
-
-
-async def assert_each_message_once(fake: SlackFake, database: Database, incidents: int) -> None:
-    counts = await outbox_counts(database)
-    assert not counts.get("pending") and not counts.get("sending"), counts
-    assert not counts.get("failed"), counts
-    posted = posted_keys(fake)
-    assert all(count == 1 for count in posted.values()), posted
-    assert await owed_keys(database) == set(posted)
-    assert len(fake.top_level(INCIDENTS_CHANNEL)) == incidents
 
 
 async def test_an_unconfirmed_card_with_an_update_queued_is_posted_once_after_a_restart(
