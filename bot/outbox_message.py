@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from slack_sdk.models.blocks import Block
 
 from bot.card_source import CardSource
+from bot.slack_ids import OUTBOX_EVENT_TYPE
+from incidents.model import format_incident_id
 from incidents.outbox import Delivery, DeliveryKind
 
 MERGED_LIMIT = 3000  # characters of replies merged into one message
@@ -41,6 +44,15 @@ class Message:
     @property
     def keys(self) -> list[str]:
         return [row.key for row in self.rows]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What a post carries so that it can be found again: its incident and outbox keys."""
+        incident = format_incident_id(self.head.incident_number)
+        return {
+            "event_type": OUTBOX_EVENT_TYPE,
+            "event_payload": {"incident": incident, "keys": self.keys},
+        }
 
 
 async def render(

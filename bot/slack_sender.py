@@ -28,9 +28,7 @@ from bot.outbox_message import Message, SenderStats, render
 from bot.post_confirmation import SETTLE, PostConfirmation
 from bot.slack_channels import SlackChannels
 from bot.slack_delivery_errors import backoff, classify
-from bot.slack_ids import OUTBOX_EVENT_TYPE
 from incidents.clock import Clock
-from incidents.model import format_incident_id
 from incidents.outbox import Delivery, DeliveryKind, DeliveryState, Outbox, OutboxRecords
 
 log = logging.getLogger(__name__)
@@ -38,6 +36,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 MAX_MERGED = 20
 PAUSE_ON_AUTH = timedelta(seconds=60)
+BROKEN_ROW_WAIT = timedelta(seconds=60)  # a row whose message cannot even be built
 DM_ATTEMPTS = 5  # tries to open a DM before that page is given up (the thread has it too)
 
 
@@ -92,8 +91,9 @@ class SlackSender:
                 continue
             try:
                 started += await self._start_head(head, now)
-            except Exception:  # one row's trouble must not stop the others
-                log.exception("cannot start sending %s", head.key)
+            except Exception as error:  # one row's trouble must not stop the others
+                log.exception("cannot start sending %s; trying again in a minute", head.key)
+                await self._set_aside(head, error, now + BROKEN_ROW_WAIT)
         for row in await self._confirmation.due(now):
             if row.channel is not None and self._turns.take_search(row.channel):
                 self._start(self._recheck(row, row.channel))
@@ -117,6 +117,12 @@ class SlackSender:
         self._sending.add(head.id)
         self._start(self._send(message, channel))
         return True
+
+    async def _set_aside(self, head: Delivery, error: Exception, until: datetime) -> None:
+        reason = f"{type(error).__name__}: {error}"
+        await self._outbox.write(
+            lambda r: r.postpone([head.id], until, reason, maybe_posted=head.unconfirmed)
+        )
 
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -209,13 +215,7 @@ class SlackSender:
                     text=text,
                     blocks=blocks,
                     thread_ts=message.thread_ts,
-                    metadata={
-                        "event_type": OUTBOX_EVENT_TYPE,
-                        "event_payload": {
-                            "incident": format_incident_id(head.incident_number),
-                            "keys": message.keys,
-                        },
-                    },
+                    metadata=message.metadata,
                     unfurl_links=False,
                     unfurl_media=False,
                 )
@@ -233,7 +233,6 @@ class SlackSender:
         now = self._clock.now()
         head = message.head
         card_post = head.kind is DeliveryKind.CARD and not message.edit
-
         recheck_at = self._confirmation.first_recheck(now)
 
         def work(records: OutboxRecords) -> None:

@@ -8,9 +8,12 @@ other incidents of its channel.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+
+import sqlite_utils
 
 from incidents.clock import SystemClock
-from incidents.database import Database
+from incidents.database import Database, encode_time, write_transaction
 from incidents.model import Severity
 from tests.conftest import ALICE
 from tests.outbox_harness import (
@@ -94,3 +97,30 @@ async def test_a_storm_queued_during_an_outage_is_delivered_once_after_it(
     await assert_each_message_once(slack_fake, database, incidents=5)
     for message in slack_fake.top_level(INCIDENTS_CHANNEL):
         assert " acknowledged: " in message["text"], message["text"]
+
+
+async def test_a_row_that_cannot_be_sent_at_all_is_set_aside_and_the_others_go_on(
+    slack_fake: SlackFake, database: Database
+) -> None:
+    """A damaged row (a DM page that lost its recipient) heads INC-1's queue: it waits with
+    its error, and INC-2's card in the same channel goes out all the same."""
+    service, sender = build_sender(database, slack_fake.api_url, SystemClock(), timeout=1)
+    await service.declare("checkout down", Severity.P1, ALICE)
+    await drain(sender, database)
+
+    def damage(db: sqlite_utils.Database) -> None:
+        with write_transaction(db):
+            db.execute(
+                "INSERT INTO outbox (incident_number, kind, key, created_at) "
+                "VALUES (1, 'dm', '1:dm:damaged', ?)",
+                [encode_time(datetime.now(UTC))],
+            )
+
+    await database.run(damage)
+    second = await service.declare("search slow", Severity.P2, ALICE)
+    async with delivering(sender):
+        await slack_fake.wait_for(lambda: cards_of(slack_fake, second.id), timeout=5)
+    [damaged] = await database.run(
+        lambda db: list(db.query("SELECT state, error FROM outbox WHERE key = '1:dm:damaged'"))
+    )
+    assert damaged["state"] == "pending" and damaged["error"], damaged
