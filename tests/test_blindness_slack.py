@@ -21,9 +21,11 @@ WAIT = 20.0
 
 async def notices(fake: SlackFake, count: int) -> list[str]:
     async with asyncio.timeout(WAIT):
-        while len(found := fake.top_level(INCIDENTS_CHANNEL)) < count:
+        while True:
+            found = fake.top_level(INCIDENTS_CHANNEL)
+            if len(found) >= count:
+                return [str(message["text"]) for message in found]
             await asyncio.sleep(0.05)
-    return [str(message["text"]) for message in found]
 
 
 async def test_a_probe_tocsin_cannot_see_is_told_and_so_is_its_return(
