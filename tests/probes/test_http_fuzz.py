@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import gzip
 import re
-from collections.abc import Iterator
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,8 +25,8 @@ from probes.probe import ProbeContext, run_probe
 from probes.redaction import MAX_REASON
 from probes.registry import build_probe
 from probes.result import Status
-from tests.loop_watch import WatchedLoop, watched_loop
-from tests.servers.canned_http import CannedHttp, running_canned_http
+from tests.loop_watch import WatchedLoop
+from tests.servers.canned_http import CannedHttp
 
 MARKER = b"tocsin-ok"
 TIMEOUT = 1.0
@@ -103,18 +101,6 @@ def segments(draw: st.DrawFn, data: bytes) -> list[bytes | float]:
                 steps.append(0.002)
         last = cut
     return steps
-
-
-@pytest.fixture(scope="module")
-def canned() -> Iterator[CannedHttp]:
-    with running_canned_http() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def watched() -> Iterator[WatchedLoop]:
-    with watched_loop() as loop:
-        yield loop
 
 
 @settings(

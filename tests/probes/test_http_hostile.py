@@ -10,7 +10,6 @@ import asyncio
 import gzip
 import socket
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import brotli
@@ -20,25 +19,13 @@ from probes.http_url import parse_url
 from probes.probe import ProbeContext, run_probe
 from probes.registry import build_probe
 from probes.result import ProbeResult, Status
-from tests.loop_watch import WatchedLoop, watched_loop
-from tests.servers.canned_http import HOLD, CannedHttp, running_canned_http
+from tests.loop_watch import WatchedLoop
+from tests.servers.canned_http import HOLD, CannedHttp
 from tests.servers.tls_fixtures import Listener, TlsServers
 
 TIMEOUT = 2.0
 LONGEST_BLOCK = 0.1
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def canned() -> Iterator[CannedHttp]:
-    with running_canned_http() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def watched() -> Iterator[WatchedLoop]:
-    with watched_loop() as loop:
-        yield loop
 
 
 def probe_on(
