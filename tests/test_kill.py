@@ -39,7 +39,7 @@ def write_config(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "tocsin.yml"
     path.write_text(
         f"""
-slack: {{channel: "#ops-incidents"}}
+slack: {{channel: "#ops-incidents", confirm_after: 3s}}
 storage: {{path: {tmp_path / "tocsin.db"}}}
 listener: {{port: 0}}
 detection: {{group_wait: 0s}}
