@@ -37,7 +37,8 @@ POLL_SECONDS = 0.2
 MAX_MERGED = 20
 PAUSE_ON_AUTH = timedelta(seconds=60)
 BROKEN_ROW_WAIT = timedelta(seconds=60)  # a row whose message cannot even be built
-DM_ATTEMPTS = 5  # tries to open a DM before that page is given up (the thread has it too)
+DM_ATTEMPTS = 60  # tries (back-off up to 60 s: about an hour of outage) before a DM page is
+# given up; a refusal gives up at once (the thread has the mention too)
 
 
 class SlackSender:

@@ -292,3 +292,23 @@ async def test_a_dm_slack_fails_to_open_once_is_sent_on_a_later_try(
             await asyncio.sleep(0.2)
         assert len(workspace.calls_to("conversations.open")) == 2
         assert len(dms_to(workspace, "U0ALICE")) == 1
+
+
+async def test_a_dm_page_outlives_a_long_slack_outage(
+    tmp_path: Path, workspace: SlackFake, clock: FakeClock
+) -> None:
+    """Opening the DM fails (503) for ten minutes of back-off: the page still arrives."""
+    policy = "\n    levels:\n      - {notify: [U0ALICE], after: 0m}\n"
+    workspace.fail_next("conversations.open", times=12, status=503)
+    async with running(write_config(tmp_path, policy), clock, workspace) as engine:
+        assert engine.slack is not None
+        await engine.slack.context.incidents.declare("checkout down", Severity.P1, DECLARER)
+        await engine.escalate()
+        await workspace.wait_for(lambda: paging(workspace, "<@U0ALICE>"), timeout=WAIT)
+        deadline = time.monotonic() + WAIT
+        while not dms_to(workspace, "U0ALICE"):  # the back-off runs on the fake clock
+            assert time.monotonic() < deadline, "the DM page was given up"
+            clock.advance(seconds=15)
+            await asyncio.sleep(0.1)
+        assert len(workspace.calls_to("conversations.open")) == 13
+        assert len(dms_to(workspace, "U0ALICE")) == 1
