@@ -23,12 +23,9 @@ import time
 from pathlib import Path
 
 from slack_bench_setup import (
-    RecordingFake,
-    TocsinChild,
     delivery_check,
     print_table,
     query,
-    slack_environ,
     unsent,
     wait_drained,
 )
@@ -37,29 +34,16 @@ from slack_storm import (
     break_services,
     card_figures,
     once_figures,
+    storm_setup,
     wait_until,
-    write_config,
 )
 
 from tests.servers.nginx import NginxServer, running_nginx
-from tests.servers.ports import free_port
 
 
 async def outage(args: argparse.Namespace, nginx: NginxServer, tmp: Path) -> None:
-    fake = RecordingFake()
-    await fake.start()
-    fake.rate_limit_per_channel = 1.0
-    fake.add_user("U0ONCALL", "oncall-person")
-    fake.add_usergroup("S0ONCALL", "oncall", ["U0ONCALL"])
-    for n in range(args.channels):
-        fake.add_channel(f"C0STORM{n:02d}", f"storm-{n}")
-    flags = nginx.root / "flags"
-    flags.mkdir(exist_ok=True)
-    for n in range(args.services):
-        (flags / f"svc-{n:02d}").write_text("up\n")
-    port, db = free_port(), tmp / "tocsin.db"
-    config = write_config(tmp, port, nginx, args)
-    child = TocsinChild(config, port, slack_environ(fake), tmp / "tocsin.log")
+    fake, flags, child = await storm_setup(args, nginx, tmp)
+    db = tmp / "tocsin.db"
     try:
         await child.start()
         await all_probes_ok(child, args.probes, args.timeout)

@@ -171,7 +171,11 @@ def _since(start: float, at: float | None) -> str:
     return "not within the timeout" if at is None else f"{at - start:.1f} s"
 
 
-async def storm(args: argparse.Namespace, nginx: NginxServer, tmp: Path, crash: bool) -> None:
+async def storm_setup(
+    args: argparse.Namespace, nginx: NginxServer, tmp: Path
+) -> tuple[RecordingFake, Path, TocsinChild]:
+    """The Slack fake with the storm's channels and people, every service up (its flag
+    file under the returned folder), and tocsin ready to start with its database in `tmp`."""
     fake = RecordingFake()
     await fake.start()
     fake.rate_limit_per_channel = 1.0
@@ -183,9 +187,15 @@ async def storm(args: argparse.Namespace, nginx: NginxServer, tmp: Path, crash: 
     flags.mkdir(exist_ok=True)
     for n in range(args.services):
         (flags / f"svc-{n:02d}").write_text("up\n")
-    port, db = free_port(), tmp / "tocsin.db"
+    port = free_port()
     config = write_config(tmp, port, nginx, args)
     child = TocsinChild(config, port, slack_environ(fake), tmp / "tocsin.log")
+    return fake, flags, child
+
+
+async def storm(args: argparse.Namespace, nginx: NginxServer, tmp: Path, crash: bool) -> None:
+    fake, flags, child = await storm_setup(args, nginx, tmp)
+    db = tmp / "tocsin.db"
     extra: Figures = []
     try:
         await child.start()
