@@ -275,31 +275,18 @@ async def test_a_person_slack_cannot_dm_does_not_hold_up_the_thread(
         assert await status(engine) is Status.ACKNOWLEDGED
 
 
-async def test_a_dm_slack_fails_to_open_once_is_sent_on_a_later_try(
-    tmp_path: Path, workspace: SlackFake, clock: FakeClock
+@pytest.mark.parametrize(
+    ("failures", "status", "step"),
+    [
+        (1, 500, 5),  # once: sent on a later try
+        (12, 503, 15),  # ten minutes of back-off, a Slack outage: the page still arrives
+    ],
+)
+async def test_a_dm_slack_fails_to_open_is_sent_on_a_later_try(
+    tmp_path: Path, workspace: SlackFake, clock: FakeClock, failures: int, status: int, step: int
 ) -> None:
     policy = "\n    levels:\n      - {notify: [U0ALICE], after: 0m}\n"
-    workspace.fail_next("conversations.open", status=500)  # nothing posted: try again later
-    async with running(write_config(tmp_path, policy), clock, workspace) as engine:
-        assert engine.slack is not None
-        await engine.slack.context.incidents.declare("checkout down", Severity.P1, DECLARER)
-        await engine.escalate()
-        await workspace.wait_for(lambda: paging(workspace, "<@U0ALICE>"), timeout=WAIT)
-        deadline = time.monotonic() + WAIT
-        while not dms_to(workspace, "U0ALICE"):  # the back-off runs on the fake clock
-            assert time.monotonic() < deadline, "the DM was never sent"
-            clock.advance(seconds=5)
-            await asyncio.sleep(0.2)
-        assert len(workspace.calls_to("conversations.open")) == 2
-        assert len(dms_to(workspace, "U0ALICE")) == 1
-
-
-async def test_a_dm_page_outlives_a_long_slack_outage(
-    tmp_path: Path, workspace: SlackFake, clock: FakeClock
-) -> None:
-    """Opening the DM fails (503) for ten minutes of back-off: the page still arrives."""
-    policy = "\n    levels:\n      - {notify: [U0ALICE], after: 0m}\n"
-    workspace.fail_next("conversations.open", times=12, status=503)
+    workspace.fail_next("conversations.open", times=failures, status=status)  # nothing posted
     async with running(write_config(tmp_path, policy), clock, workspace) as engine:
         assert engine.slack is not None
         await engine.slack.context.incidents.declare("checkout down", Severity.P1, DECLARER)
@@ -308,7 +295,7 @@ async def test_a_dm_page_outlives_a_long_slack_outage(
         deadline = time.monotonic() + WAIT
         while not dms_to(workspace, "U0ALICE"):  # the back-off runs on the fake clock
             assert time.monotonic() < deadline, "the DM page was given up"
-            clock.advance(seconds=15)
+            clock.advance(seconds=step)
             await asyncio.sleep(0.1)
-        assert len(workspace.calls_to("conversations.open")) == 13
+        assert len(workspace.calls_to("conversations.open")) == failures + 1
         assert len(dms_to(workspace, "U0ALICE")) == 1
